@@ -1,0 +1,44 @@
+# drove — see README.md. `make demo` runs the main job, `make test` the tests.
+
+GO        ?= go
+BIN       ?= bin/drove
+FUZZTIME  ?= 10s
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS   := -s -w -X github.com/drove-project/drove/internal/version.Version=$(VERSION)
+
+.PHONY: build test unit fuzz demo bench lint clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/drove
+
+# The whole suite: unit and integration tests (real registry, skopeo,
+# overlayfs when root), then every fuzz target for a short budget.
+test: lint unit fuzz
+
+unit:
+	$(GO) test -count=1 -timeout 25m ./...
+
+# Every fuzz target in the tree, FUZZTIME each (seed corpora live in
+# testdata/fuzz/ beside each package).
+fuzz:
+	@set -e; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' .); do \
+	  pkg=./$$(dirname $$f); \
+	  for t in $$(grep -o '^func Fuzz[A-Za-z0-9_]*' $$f | sed 's/func //'); do \
+	    echo "fuzz $$pkg $$t ($(FUZZTIME))"; \
+	    $(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) $$pkg >/dev/null || \
+	      $(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+demo: build
+	./examples/demo.sh $(BIN)
+
+bench: build
+	$(BIN) bench build
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin

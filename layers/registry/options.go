@@ -1,0 +1,117 @@
+package registry
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net/http"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// Options configure registry operations. The zero value uses the default
+// credentials file and TLS for every non-loopback registry, and Pull returns
+// an index as an index.
+type Options struct {
+	// AuthFile overrides the credentials file path (--authfile); see
+	// AuthFilePath.
+	AuthFile string
+	// Insecure allows plain HTTP and skips TLS verification for every
+	// registry. Loopback registries get this without the flag.
+	Insecure bool
+	// Platform, when set, makes Pull return the matching image of an index.
+	Platform *v1.Platform
+	// Progress, when set, is called as Push uploads layer bytes, with the
+	// bytes done and the total so far. Calls come from one goroutine and all
+	// happen before Push returns.
+	Progress func(complete, total int64)
+	// Transport replaces the base HTTP transport (default
+	// remote.DefaultTransport). With Insecure, an *http.Transport is cloned
+	// to skip TLS verification.
+	Transport http.RoundTripper
+	// UserAgent is added to the User-Agent header.
+	UserAgent string
+}
+
+// insecureFor reports whether host is reached without TLS guarantees.
+func (o Options) insecureFor(host string) bool {
+	return o.Insecure || isLoopbackHost(host)
+}
+
+// nameOptions returns the ggcr name options for parsing a reference or
+// registry that will be contacted.
+func (o Options) nameOptions(host string) []name.Option {
+	if o.insecureFor(host) {
+		return []name.Option{name.Insecure}
+	}
+	return nil
+}
+
+// transport returns the base round tripper for host.
+func (o Options) transport(host string) http.RoundTripper {
+	base := o.Transport
+	if base == nil {
+		base = remote.DefaultTransport
+	}
+	if !o.insecureFor(host) {
+		return base
+	}
+	t, ok := base.(*http.Transport)
+	if !ok {
+		return base
+	}
+	t = t.Clone()
+	if t.TLSClientConfig == nil {
+		t.TLSClientConfig = &tls.Config{}
+	}
+	t.TLSClientConfig.InsecureSkipVerify = true //nolint:gosec // asked for with Insecure or a loopback registry
+	return t
+}
+
+// parseRemote parses s for contacting its registry: loopback registries and
+// Options.Insecure get plain-HTTP fallback.
+func (o Options) parseRemote(s string) (name.Reference, error) {
+	ref, err := ParseReference(s)
+	if err != nil {
+		return nil, err
+	}
+	if opts := o.nameOptions(ref.Context().RegistryStr()); len(opts) > 0 {
+		return parseReference(s, opts...)
+	}
+	return ref, nil
+}
+
+// remoteSetup holds what remote operations on one registry need.
+type remoteSetup struct {
+	opts      []remote.Option
+	anonymous bool
+}
+
+// remote resolves credentials for ref's registry from the credentials file
+// and returns the ggcr options for an operation bounded by ctx.
+func (o Options) remote(ctx context.Context, ref name.Reference) (remoteSetup, error) {
+	kc, err := NewKeychain(o.AuthFile)
+	if err != nil {
+		return remoteSetup{}, err
+	}
+	reg := ref.Context().Registry
+	auth, err := kc.Resolve(reg)
+	if err != nil {
+		return remoteSetup{}, fmt.Errorf("credentials for %s: %w", displayRegistry(reg.RegistryStr()), err)
+	}
+	opts := []remote.Option{
+		remote.WithContext(ctx),
+		remote.WithAuth(auth),
+		remote.WithTransport(o.transport(reg.RegistryStr())),
+	}
+	if o.UserAgent != "" {
+		opts = append(opts, remote.WithUserAgent(o.UserAgent))
+	}
+	if o.Platform != nil {
+		opts = append(opts, remote.WithPlatform(*o.Platform))
+	}
+	return remoteSetup{opts: opts, anonymous: auth == authn.Anonymous}, nil
+}

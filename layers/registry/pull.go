@@ -1,0 +1,116 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// Pulled is what Pull found at a reference: exactly one of Image and Index
+// is set. Their blobs are fetched lazily, when read, with the context and
+// credentials Pull was given.
+type Pulled struct {
+	// Ref is the canonical repo@digest of the returned image or index.
+	Ref name.Digest
+	// Descriptor describes the returned manifest (for an image chosen from
+	// an index by platform, the index's entry, platform included).
+	Descriptor v1.Descriptor
+	// Image is set when ref names an image, or an index and a platform was
+	// requested.
+	Image v1.Image
+	// Index is set when ref names an index and no platform was requested.
+	Index v1.ImageIndex
+}
+
+// Pull fetches the manifest at ref. With Options.Platform set and an index
+// at ref, it returns the index's image for that platform, or an error
+// wrapping ErrNotFound when there is none.
+func Pull(ctx context.Context, ref string, opts Options) (Pulled, error) {
+	r, err := opts.parseRemote(ref)
+	if err != nil {
+		return Pulled{}, fmt.Errorf("pull: %w", err)
+	}
+	shown := normalized(r)
+	setup, err := opts.remote(ctx, r)
+	if err != nil {
+		return Pulled{}, fmt.Errorf("pull %s: %w", shown, err)
+	}
+	host := r.Context().RegistryStr()
+	desc, err := remote.Get(r, setup.opts...)
+	if err != nil {
+		return Pulled{}, fmt.Errorf("pull %s: %w", shown, classify(err, host, shown, setup.anonymous))
+	}
+	out := Pulled{Ref: r.Context().Digest(desc.Digest.String()), Descriptor: desc.Descriptor}
+	if desc.MediaType.IsIndex() {
+		idx, err := desc.ImageIndex()
+		if err != nil {
+			return Pulled{}, fmt.Errorf("pull %s: %w", shown, err)
+		}
+		if opts.Platform == nil {
+			out.Index = idx
+			return out, nil
+		}
+		return pullPlatform(r, shown, idx, *opts.Platform, host, setup.anonymous)
+	}
+	if !desc.MediaType.IsImage() {
+		return Pulled{}, fmt.Errorf("pull %s: unsupported manifest media type %q", shown, desc.MediaType)
+	}
+	img, err := desc.Image()
+	if err != nil {
+		return Pulled{}, fmt.Errorf("pull %s: %w", shown, err)
+	}
+	out.Image = img
+	return out, nil
+}
+
+// pullPlatform picks the first image in idx whose platform satisfies want.
+func pullPlatform(r name.Reference, shown string, idx v1.ImageIndex, want v1.Platform, host string, anonymous bool) (Pulled, error) {
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return Pulled{}, fmt.Errorf("pull %s: %w", shown, classify(err, host, shown, anonymous))
+	}
+	for _, m := range im.Manifests {
+		if m.Platform == nil || !m.MediaType.IsImage() || !m.Platform.Satisfies(want) {
+			continue
+		}
+		img, err := idx.Image(m.Digest)
+		if err != nil {
+			return Pulled{}, fmt.Errorf("pull %s for %s: %w", shown, want.String(), classify(err, host, shown, anonymous))
+		}
+		return Pulled{Ref: r.Context().Digest(m.Digest.String()), Descriptor: m, Image: img}, nil
+	}
+	return Pulled{}, fmt.Errorf("pull %s: %w: no image for platform %s in the index", shown, ErrNotFound, want.String())
+}
+
+// Resolve returns the descriptor of the manifest at ref (an index stays an
+// index; Options.Platform is not applied), without fetching blobs.
+func Resolve(ctx context.Context, ref string, opts Options) (v1.Descriptor, error) {
+	r, err := opts.parseRemote(ref)
+	if err != nil {
+		return v1.Descriptor{}, fmt.Errorf("resolve: %w", err)
+	}
+	shown := normalized(r)
+	setup, err := opts.remote(ctx, r)
+	if err != nil {
+		return v1.Descriptor{}, fmt.Errorf("resolve %s: %w", shown, err)
+	}
+	host := r.Context().RegistryStr()
+	desc, err := remote.Head(r, setup.opts...)
+	if err == nil {
+		return *desc, nil
+	}
+	var definite *classifiedError // unauthorized, not found, unreachable
+	if cerr := classify(err, host, shown, setup.anonymous); errors.As(cerr, &definite) {
+		return v1.Descriptor{}, fmt.Errorf("resolve %s: %w", shown, cerr)
+	}
+	// Some registries answer HEAD badly; GET the manifest instead.
+	full, err := remote.Get(r, setup.opts...)
+	if err != nil {
+		return v1.Descriptor{}, fmt.Errorf("resolve %s: %w", shown, classify(err, host, shown, setup.anonymous))
+	}
+	return full.Descriptor, nil
+}

@@ -1,0 +1,128 @@
+package registry
+
+import (
+	"fmt"
+	"net"
+	"regexp"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+)
+
+// dockerHubDomain is the registry name users type and see for Docker Hub.
+const dockerHubDomain = "docker.io"
+
+// hubAliases are the host names that all mean Docker Hub.
+var hubAliases = map[string]bool{
+	"docker.io":            true,
+	"index.docker.io":      true,
+	"registry-1.docker.io": true,
+}
+
+// ParseReference parses an image reference with docker's defaults: a missing
+// registry is Docker Hub, a single-component Hub repository gains
+// "library/", and a missing tag is "latest" ("foo" is
+// docker.io/library/foo:latest). registry-1.docker.io is treated as
+// Docker Hub too. An invalid reference yields an error quoting the input.
+func ParseReference(s string) (name.Reference, error) {
+	return parseReference(s)
+}
+
+// parseReference is ParseReference with extra ggcr name options.
+func parseReference(s string, opts ...name.Option) (name.Reference, error) {
+	in := s
+	if s == "" || strings.TrimSpace(s) != s {
+		return nil, fmt.Errorf("invalid reference %q: must be non-empty and have no surrounding spaces", in)
+	}
+	if rest, ok := strings.CutPrefix(s, "registry-1.docker.io/"); ok {
+		s = dockerHubDomain + "/" + rest
+	}
+	ref, err := name.ParseReference(s, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("invalid reference %q: %w", in, err)
+	}
+	for _, c := range strings.Split(ref.Context().RepositoryStr(), "/") {
+		if !pathComponent.MatchString(c) {
+			return nil, fmt.Errorf("invalid reference %q: repository path component %q must be lowercase letters and digits separated by '.', '_', '__' or '-'", in, c)
+		}
+	}
+	return ref, nil
+}
+
+// pathComponent is one '/'-separated part of a repository name in docker's
+// reference grammar; ggcr alone would accept "a/../b".
+var pathComponent = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
+
+// Normalize returns the fully qualified form of an image reference, with
+// Docker Hub spelled "docker.io": "foo" becomes
+// "docker.io/library/foo:latest", "ghcr.io/a/b" becomes "ghcr.io/a/b:latest",
+// and a digest reference keeps only its digest. Names in the local store
+// use this form.
+func Normalize(s string) (string, error) {
+	ref, err := ParseReference(s)
+	if err != nil {
+		return "", err
+	}
+	return normalized(ref), nil
+}
+
+// normalized renders ref fully qualified with Docker Hub as docker.io.
+func normalized(ref name.Reference) string {
+	repo := ref.Context()
+	reg := displayRegistry(repo.RegistryStr())
+	sep := ":"
+	if _, ok := ref.(name.Digest); ok {
+		sep = "@"
+	}
+	return reg + "/" + repo.RepositoryStr() + sep + ref.Identifier()
+}
+
+// FamiliarName returns the short form docker shows for ref: Docker Hub's
+// "docker.io/library/" and "docker.io/" prefixes are dropped
+// ("docker.io/library/foo:latest" is "foo:latest", "docker.io/bar/foo:1" is
+// "bar/foo:1"); references to other registries are returned normalised.
+func FamiliarName(ref name.Reference) string {
+	s := normalized(ref)
+	if rest, ok := strings.CutPrefix(s, dockerHubDomain+"/"); ok {
+		if short, ok := strings.CutPrefix(rest, "library/"); ok && !strings.Contains(repoPart(short), "/") {
+			return short
+		}
+		return rest
+	}
+	return s
+}
+
+// repoPart returns the repository part of a familiar reference string,
+// without its tag or digest.
+func repoPart(s string) string {
+	if i := strings.IndexAny(s, ":@"); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// displayRegistry spells a registry host the way users see it: any Docker
+// Hub alias becomes "docker.io", everything else is unchanged.
+func displayRegistry(host string) string {
+	if hubAliases[host] {
+		return dockerHubDomain
+	}
+	return host
+}
+
+// isLoopbackHost reports whether a registry host ("host", "host:port",
+// "[v6]:port") is on a loopback address: 127.0.0.0/8, ::1, or localhost
+// (including *.localhost).
+func isLoopbackHost(host string) bool {
+	h := host
+	if hp, _, err := net.SplitHostPort(host); err == nil {
+		h = hp
+	}
+	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+	h = strings.ToLower(h)
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
