@@ -68,17 +68,7 @@ func (b *builder) buildPlatform(ctx context.Context, p v1.Platform, res *Result)
 				st.config.Env = setEnv(st.config.Env, kv.Key, kv.Value)
 			}
 			st.history = append(st.history, b.history(step, true))
-		case kubefile.Label:
-			if st.config.Labels == nil {
-				st.config.Labels = map[string]string{}
-			}
-			for _, kv := range step.Pairs {
-				st.config.Labels[kv.Key] = kv.Value
-			}
-			st.history = append(st.history, b.history(step, true))
-		case kubefile.Maintainer:
-			st.history = append(st.history, b.history(step, true))
-		default: // run-time instructions: CMD, CMDS, LAUNCH, APPCMDS, APPENV, KUBEVERSION
+		default: // LABEL and run-time instructions: extension.Build reads them below
 			st.history = append(st.history, b.history(step, true))
 		}
 		if err != nil {
@@ -218,4 +208,3 @@ func oneLine(kf *kubefile.Kubefile, step kubefile.Step) string {
 	}
 	return step.Cmd
 }
-

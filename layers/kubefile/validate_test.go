@@ -28,8 +28,10 @@ func TestParseChecksReferencesOnlyFromScratch(t *testing.T) {
 	if _, err := Parse("Kubefile", stringsReader("FROM base\nLAUNCH inherited")); err != nil {
 		t.Errorf("FROM base: %v", err)
 	}
-	if _, err := Parse("Kubefile", stringsReader("FROM scratch\nLAUNCH inherited")); err == nil {
-		t.Error("FROM scratch with an undeclared LAUNCH app parsed")
+	for _, from := range []string{"scratch", "Scratch"} {
+		if _, err := Parse("Kubefile", stringsReader("FROM "+from+"\nLAUNCH inherited")); err == nil {
+			t.Errorf("FROM %s with an undeclared LAUNCH app parsed", from)
+		}
 	}
 }
 

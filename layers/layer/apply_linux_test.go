@@ -317,7 +317,7 @@ func TestDecompress(t *testing.T) {
 // sparseTar is a GNU sparse file (PAX format 0.1) of 1 TiB with no data.
 // Go's tar writer drops GNU.sparse records, so they are written under
 // another prefix of the same length and renamed in the bytes.
-func sparseTar(t *testing.T) []byte {
+func sparseTar(t testing.TB) []byte {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	must(t, tw.WriteHeader(&tar.Header{Name: "s", Typeflag: tar.TypeReg, Mode: 0o644, PAXRecords: map[string]string{

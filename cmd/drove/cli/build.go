@@ -67,7 +67,7 @@ files. Set SOURCE_DATE_EPOCH to stamp a fixed creation time.`,
 	f.StringSliceVar(&o.Platforms, "platform", nil, "target platforms, e.g. linux/amd64,linux/arm64 (default: this machine's)")
 	f.BoolVar(&o.NoCache, "no-cache", false, "run every step instead of reusing cached layers")
 	f.StringVar(&o.Type, "type", "kube-installer", "image type: kube-installer or app-installer")
-	f.StringVar(&o.Compression, "compression", "zstd", "layer compression: zstd, gzip or none")
+	f.StringVar(&o.Compression, "compression", "gzip", "layer compression: gzip, zstd or none")
 	o.Registry.add(f)
 	return cmd
 }
@@ -99,7 +99,7 @@ func (o *buildOptions) toBuild(g *Globals) (build.Options, error) {
 	}
 	comp := layer.Compression(o.Compression)
 	if _, err := comp.MediaType(); err != nil {
-		return build.Options{}, usageErrorf("--compression %q: use zstd, gzip or none", o.Compression)
+		return build.Options{}, usageErrorf("--compression %q: use gzip, zstd or none", o.Compression)
 	}
 	bo := build.Options{
 		File: o.File, Context: o.Context, Tags: o.Tags, BuildArgs: args, Platforms: plats,

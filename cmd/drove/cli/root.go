@@ -127,6 +127,10 @@ machines through any OCI registry (push/pull) or an archive (save/load).`,
 		newTagCmd(g),
 		newRmiCmd(g),
 		newBuildCmd(g),
+		newPushCmd(g),
+		newPullCmd(g),
+		newLoginCmd(g),
+		newLogoutCmd(g),
 	)
 	return root
 }
