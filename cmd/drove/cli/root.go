@@ -131,6 +131,7 @@ machines through any OCI registry (push/pull) or an archive (save/load).`,
 		newPullCmd(g),
 		newLoginCmd(g),
 		newLogoutCmd(g),
+		newBenchCmd(g),
 	)
 	return root
 }
