@@ -44,7 +44,7 @@ func (b *builder) runStep(ctx context.Context, st *imageState, step kubefile.Ste
 		return err
 	}
 	defer os.RemoveAll(dir)
-	if os.Geteuid() == 0 {
+	if useOverlay() {
 		return b.runOverlay(ctx, st, step, key, dir, res)
 	}
 	return b.runCopy(ctx, st, step, key, dir, res)
@@ -172,6 +172,10 @@ func (b *builder) execRun(ctx context.Context, step kubefile.Step, dir string) e
 	}
 	return nil
 }
+
+// useOverlay says whether RUN can mount overlayfs (root only); tests
+// switch it to cover the copy path too.
+var useOverlay = func() bool { return os.Geteuid() == 0 }
 
 // runEnv is the step's environment plus the host's PATH and HOME when the
 // image sets none: RUN runs host tools in the rootfs directory.
