@@ -131,6 +131,8 @@ machines through any OCI registry (push/pull) or an archive (save/load).`,
 		newPullCmd(g),
 		newLoginCmd(g),
 		newLogoutCmd(g),
+		newSaveCmd(g),
+		newLoadCmd(g),
 		newBenchCmd(g),
 	)
 	return root
