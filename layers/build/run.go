@@ -161,7 +161,9 @@ func (b *builder) execRun(ctx context.Context, step kubefile.Step, dir string) e
 	cmd.Env = runEnv(step.Env)
 	cmd.Stdout = b.o.Out
 	cmd.Stderr = b.o.Out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Own process group so cancel kills the whole command; Pdeathsig so a
+	// killed build does not leave the command running.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	if err := cmd.Run(); err != nil {
 		var ee *exec.ExitError
