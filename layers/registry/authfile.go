@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/drove-project/drove/layers/reference"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -79,7 +80,7 @@ func AuthKey(registry string) string {
 		h = h[:i]
 	}
 	h = strings.ToLower(strings.TrimSpace(h))
-	if hubAliases[h] {
+	if reference.HubAliases[h] {
 		return HubAuthKey
 	}
 	return h

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/drove-project/drove/layers/reference"
 	"net"
 	"net/http"
 	"strings"
@@ -50,7 +51,7 @@ func classify(err error, host, ref string, anonymous bool) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	host = displayRegistry(host)
+	host = reference.DisplayRegistry(host)
 	var terr *transport.Error
 	if errors.As(err, &terr) {
 		switch {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/drove-project/drove/layers/reference"
 	"io"
 	"net/http"
 
@@ -22,7 +23,7 @@ const loginCheckRepo = "drove/login-check"
 // ErrUnauthorized, e.g. "login to 127.0.0.1:5000: unauthorized: wrong
 // username or password", and leave the file unchanged.
 func Login(ctx context.Context, registry, username, password string, opts Options) error {
-	display := displayRegistry(hostOf(registry))
+	display := reference.DisplayRegistry(hostOf(registry))
 	if username == "" || password == "" {
 		return fmt.Errorf("login to %s: username and password must not be empty", display)
 	}
@@ -47,7 +48,7 @@ func Login(ctx context.Context, registry, username, password string, opts Option
 // Logout removes registry's entry from the credentials file. A registry
 // with no entry gives an error wrapping ErrNotLoggedIn: "not logged in to X".
 func Logout(registry string, opts Options) error {
-	display := displayRegistry(hostOf(registry))
+	display := reference.DisplayRegistry(hostOf(registry))
 	path, err := AuthFilePath(opts.AuthFile)
 	if err != nil {
 		return fmt.Errorf("logout from %s: %w", display, err)

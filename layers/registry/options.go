@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"github.com/drove-project/drove/layers/reference"
 	"net/http"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -74,12 +75,12 @@ func (o Options) transport(host string) http.RoundTripper {
 // parseRemote parses s for contacting its registry: loopback registries and
 // Options.Insecure get plain-HTTP fallback.
 func (o Options) parseRemote(s string) (name.Reference, error) {
-	ref, err := ParseReference(s)
+	ref, err := reference.Parse(s)
 	if err != nil {
 		return nil, err
 	}
 	if opts := o.nameOptions(ref.Context().RegistryStr()); len(opts) > 0 {
-		return parseReference(s, opts...)
+		return reference.Parse(s, opts...)
 	}
 	return ref, nil
 }
@@ -100,7 +101,7 @@ func (o Options) remote(ctx context.Context, ref name.Reference) (remoteSetup, e
 	reg := ref.Context().Registry
 	auth, err := kc.Resolve(reg)
 	if err != nil {
-		return remoteSetup{}, fmt.Errorf("credentials for %s: %w", displayRegistry(reg.RegistryStr()), err)
+		return remoteSetup{}, fmt.Errorf("credentials for %s: %w", reference.DisplayRegistry(reg.RegistryStr()), err)
 	}
 	opts := []remote.Option{
 		remote.WithContext(ctx),

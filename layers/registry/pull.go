@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/drove-project/drove/layers/reference"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -34,7 +35,7 @@ func Pull(ctx context.Context, ref string, opts Options) (Pulled, error) {
 	if err != nil {
 		return Pulled{}, fmt.Errorf("pull: %w", err)
 	}
-	shown := normalized(r)
+	shown := reference.String(r)
 	setup, err := opts.remote(ctx, r)
 	if err != nil {
 		return Pulled{}, fmt.Errorf("pull %s: %w", shown, err)
@@ -93,7 +94,7 @@ func Resolve(ctx context.Context, ref string, opts Options) (v1.Descriptor, erro
 	if err != nil {
 		return v1.Descriptor{}, fmt.Errorf("resolve: %w", err)
 	}
-	shown := normalized(r)
+	shown := reference.String(r)
 	setup, err := opts.remote(ctx, r)
 	if err != nil {
 		return v1.Descriptor{}, fmt.Errorf("resolve %s: %w", shown, err)

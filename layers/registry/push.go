@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"fmt"
+	"github.com/drove-project/drove/layers/reference"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -24,7 +25,7 @@ func Push(ctx context.Context, ref string, obj remote.Taggable, opts Options) er
 	}
 	setup, err := opts.remote(ctx, r)
 	if err != nil {
-		return fmt.Errorf("push %s: %w", normalized(r), err)
+		return fmt.Errorf("push %s: %w", reference.String(r), err)
 	}
 	ropts := setup.opts
 	var updates chan v1.Update
@@ -54,7 +55,7 @@ func Push(ctx context.Context, ref string, obj remote.Taggable, opts Options) er
 	}
 	<-done
 	if err != nil {
-		return fmt.Errorf("push %s: %w", normalized(r), classify(err, r.Context().RegistryStr(), normalized(r), setup.anonymous))
+		return fmt.Errorf("push %s: %w", reference.String(r), classify(err, r.Context().RegistryStr(), reference.String(r), setup.anonymous))
 	}
 	return nil
 }

@@ -9,12 +9,12 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sys/unix"
 
 	"github.com/drove-project/drove/internal/atomicfile"
+	"github.com/drove-project/drove/layers/reference"
 )
 
 // RefNameAnnotation is the OCI annotation that names an entry of index.json.
@@ -27,23 +27,14 @@ type Entry struct {
 	Descriptor v1.Descriptor // manifest or index the name points at
 }
 
-// NormalizeName turns a user's image reference into the store's form:
-// "kubernetes:v1" becomes "docker.io/library/kubernetes:v1", a missing tag
-// becomes "latest". Digest references keep their digest.
-func NormalizeName(s string) (string, error) {
-	ref, err := name.ParseReference(s)
-	if err != nil {
-		return "", fmt.Errorf("invalid image reference %q: %w", s, err)
-	}
-	return strings.Replace(ref.Name(), name.DefaultRegistry+"/", "docker.io/", 1), nil
-}
+// NormalizeName turns a user's image reference into the store's form
+// (reference.Normalize): "kubernetes:v1" becomes
+// "docker.io/library/kubernetes:v1".
+func NormalizeName(s string) (string, error) { return reference.Normalize(s) }
 
-// FamiliarName shortens a normalised name the way docker prints it:
-// "docker.io/library/x:v1" becomes "x:v1".
-func FamiliarName(n string) string {
-	n = strings.TrimPrefix(n, "docker.io/")
-	return strings.TrimPrefix(n, "library/")
-}
+// FamiliarName shortens a normalised name the way docker prints it
+// (reference.FamiliarString): "docker.io/library/x:v1" becomes "x:v1".
+func FamiliarName(n string) string { return reference.FamiliarString(n) }
 
 func emptyIndex() *v1.IndexManifest {
 	return &v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{}}

@@ -1,4 +1,4 @@
-package registry
+package reference
 
 import (
 	"strconv"
@@ -40,12 +40,12 @@ func TestNormalize(t *testing.T) {
 			if got != tc.want {
 				t.Errorf("Normalize(%q) = %q, want %q", tc.in, got, tc.want)
 			}
-			ref, err := ParseReference(tc.in)
+			ref, err := Parse(tc.in)
 			if err != nil {
-				t.Fatalf("ParseReference(%q): %v", tc.in, err)
+				t.Fatalf("Parse(%q): %v", tc.in, err)
 			}
-			if f := FamiliarName(ref); f != tc.familiar {
-				t.Errorf("FamiliarName(%q) = %q, want %q", tc.in, f, tc.familiar)
+			if f := Familiar(ref); f != tc.familiar {
+				t.Errorf("Familiar(%q) = %q, want %q", tc.in, f, tc.familiar)
 			}
 		})
 	}
@@ -57,9 +57,9 @@ func TestParseReferenceInvalid(t *testing.T) {
 		"foo:" + strings.Repeat("a", 200), "http://foo/bar", "foo bar",
 	} {
 		t.Run(in, func(t *testing.T) {
-			_, err := ParseReference(in)
+			_, err := Parse(in)
 			if err == nil {
-				t.Fatalf("ParseReference(%q) succeeded", in)
+				t.Fatalf("Parse(%q) succeeded", in)
 			}
 			if !strings.Contains(err.Error(), strconv.Quote(in)) {
 				t.Errorf("error %q does not quote the input %s", err, strconv.Quote(in))
@@ -68,56 +68,6 @@ func TestParseReferenceInvalid(t *testing.T) {
 				t.Errorf("Normalize(%q) succeeded", in)
 			}
 		})
-	}
-}
-
-func TestIsLoopbackHost(t *testing.T) {
-	for _, tc := range []struct {
-		host string
-		want bool
-	}{
-		{"127.0.0.1:5000", true},
-		{"127.0.0.2:5000", true},
-		{"127.255.255.254", true},
-		{"[::1]:5000", true},
-		{"::1", true},
-		{"localhost", true},
-		{"localhost:5000", true},
-		{"LOCALHOST:5000", true},
-		{"reg.localhost:80", true},
-		{"128.0.0.1:5000", false},
-		{"10.0.0.1:5000", false},
-		{"localhost.example.com", false},
-		{"docker.io", false},
-		{"[::2]:5000", false},
-	} {
-		if got := isLoopbackHost(tc.host); got != tc.want {
-			t.Errorf("isLoopbackHost(%q) = %v, want %v", tc.host, got, tc.want)
-		}
-	}
-}
-
-func TestParseRemoteSchemes(t *testing.T) {
-	for _, tc := range []struct {
-		ref      string
-		insecure bool
-		want     string
-	}{
-		{"127.0.0.1:5000/a", false, "http"},
-		{"127.0.0.2:5000/a", false, "http"},
-		{"[::1]:5000/a", false, "http"},
-		{"localhost/a", false, "http"},
-		{"ghcr.io/a", false, "https"},
-		{"ghcr.io/a", true, "http"}, // http is tried after https
-		{"foo", false, "https"},
-	} {
-		r, err := Options{Insecure: tc.insecure}.parseRemote(tc.ref)
-		if err != nil {
-			t.Fatalf("parseRemote(%q): %v", tc.ref, err)
-		}
-		if got := r.Context().Scheme(); got != tc.want {
-			t.Errorf("scheme of %q (insecure=%v) = %s, want %s", tc.ref, tc.insecure, got, tc.want)
-		}
 	}
 }
 
@@ -130,14 +80,14 @@ func FuzzParseReference(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		ref, err := ParseReference(s)
+		ref, err := Parse(s)
 		if err != nil {
 			if !strings.Contains(err.Error(), strconv.Quote(s)) {
 				t.Fatalf("error %q does not quote the input", err)
 			}
 			return
 		}
-		n1 := normalized(ref)
+		n1 := String(ref)
 		n2, err := Normalize(n1)
 		if err != nil {
 			t.Fatalf("normalised %q of %q does not parse: %v", n1, s, err)
@@ -145,7 +95,7 @@ func FuzzParseReference(f *testing.F) {
 		if n1 != n2 {
 			t.Fatalf("Normalize not idempotent: %q -> %q -> %q", s, n1, n2)
 		}
-		fam := FamiliarName(ref)
+		fam := Familiar(ref)
 		n3, err := Normalize(fam)
 		if err != nil {
 			t.Fatalf("familiar name %q of %q does not parse: %v", fam, s, err)

@@ -1,8 +1,10 @@
-package registry
+// Package reference parses and spells image references the way docker does,
+// for every part of drove that names images: the local store, registries
+// and archives.
+package reference
 
 import (
 	"fmt"
-	"net"
 	"regexp"
 	"strings"
 
@@ -12,24 +14,24 @@ import (
 // dockerHubDomain is the registry name users type and see for Docker Hub.
 const dockerHubDomain = "docker.io"
 
-// hubAliases are the host names that all mean Docker Hub.
-var hubAliases = map[string]bool{
+// HubAliases are the host names that all mean Docker Hub.
+var HubAliases = map[string]bool{
 	"docker.io":            true,
 	"index.docker.io":      true,
 	"registry-1.docker.io": true,
 }
 
-// ParseReference parses an image reference with docker's defaults: a missing
+// Parse parses an image reference with docker's defaults: a missing
 // registry is Docker Hub, a single-component Hub repository gains
 // "library/", and a missing tag is "latest" ("foo" is
 // docker.io/library/foo:latest). registry-1.docker.io is treated as
 // Docker Hub too. An invalid reference yields an error quoting the input.
-func ParseReference(s string) (name.Reference, error) {
-	return parseReference(s)
+func Parse(s string, opts ...name.Option) (name.Reference, error) {
+	return parse(s, opts...)
 }
 
-// parseReference is ParseReference with extra ggcr name options.
-func parseReference(s string, opts ...name.Option) (name.Reference, error) {
+// parse is Parse; ggcr options (name.Insecure) pass through.
+func parse(s string, opts ...name.Option) (name.Reference, error) {
 	in := s
 	if s == "" || strings.TrimSpace(s) != s {
 		return nil, fmt.Errorf("invalid reference %q: must be non-empty and have no surrounding spaces", in)
@@ -59,17 +61,17 @@ var pathComponent = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`
 // and a digest reference keeps only its digest. Names in the local store
 // use this form.
 func Normalize(s string) (string, error) {
-	ref, err := ParseReference(s)
+	ref, err := Parse(s)
 	if err != nil {
 		return "", err
 	}
-	return normalized(ref), nil
+	return String(ref), nil
 }
 
-// normalized renders ref fully qualified with Docker Hub as docker.io.
-func normalized(ref name.Reference) string {
+// String renders ref fully qualified with Docker Hub as docker.io.
+func String(ref name.Reference) string {
 	repo := ref.Context()
-	reg := displayRegistry(repo.RegistryStr())
+	reg := DisplayRegistry(repo.RegistryStr())
 	sep := ":"
 	if _, ok := ref.(name.Digest); ok {
 		sep = "@"
@@ -77,12 +79,12 @@ func normalized(ref name.Reference) string {
 	return reg + "/" + repo.RepositoryStr() + sep + ref.Identifier()
 }
 
-// FamiliarName returns the short form docker shows for ref: Docker Hub's
+// Familiar returns the short form docker shows for ref: Docker Hub's
 // "docker.io/library/" and "docker.io/" prefixes are dropped
 // ("docker.io/library/foo:latest" is "foo:latest", "docker.io/bar/foo:1" is
 // "bar/foo:1"); references to other registries are returned normalised.
-func FamiliarName(ref name.Reference) string {
-	s := normalized(ref)
+func Familiar(ref name.Reference) string {
+	s := String(ref)
 	if rest, ok := strings.CutPrefix(s, dockerHubDomain+"/"); ok {
 		if short, ok := strings.CutPrefix(rest, "library/"); ok && !strings.Contains(repoPart(short), "/") {
 			return short
@@ -101,28 +103,21 @@ func repoPart(s string) string {
 	return s
 }
 
-// displayRegistry spells a registry host the way users see it: any Docker
+// DisplayRegistry spells a registry host the way users see it: any Docker
 // Hub alias becomes "docker.io", everything else is unchanged.
-func displayRegistry(host string) string {
-	if hubAliases[host] {
+func DisplayRegistry(host string) string {
+	if HubAliases[host] {
 		return dockerHubDomain
 	}
 	return host
 }
 
-// isLoopbackHost reports whether a registry host ("host", "host:port",
-// "[v6]:port") is on a loopback address: 127.0.0.0/8, ::1, or localhost
-// (including *.localhost).
-func isLoopbackHost(host string) bool {
-	h := host
-	if hp, _, err := net.SplitHostPort(host); err == nil {
-		h = hp
+// FamiliarString is Familiar for a reference held as a string; a string that
+// does not parse is returned unchanged.
+func FamiliarString(s string) string {
+	ref, err := Parse(s)
+	if err != nil {
+		return s
 	}
-	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
-	h = strings.ToLower(h)
-	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
+	return Familiar(ref)
 }
