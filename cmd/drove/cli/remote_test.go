@@ -66,6 +66,25 @@ func TestRegistryRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// FROM an image that is only in the registry: the build pulls it (the
+	// platform it needs), keeps it in the store, and layers on top.
+	child := t.TempDir()
+	childCtx := writeContext(t, "FROM "+ref+"\nCOPY extra etc/extra\n", map[string]string{"extra": "x"})
+	mustRun(t, child, "build", "--authfile", auth, "-t", "child:v1", childCtx)
+	cs, _ := store.Open(filepath.Join(child, "store"))
+	ce := entry(t, child, "child:v1")
+	cimg, err := cs.Image(ce.Descriptor.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ls, _ := cimg.Layers(); len(ls) != 4 { // bin, ${ARCH}/x, app, extra
+		t.Fatalf("child image has %d layers, want 4", len(ls))
+	}
+	if err := validate.Image(cimg); err != nil {
+		t.Fatal(err)
+	}
+	entry(t, child, ref) // the base is kept under its name
+
 	// --platform pulls a single image.
 	one := t.TempDir()
 	mustRun(t, one, "pull", "--platform", "linux/arm64", ref, "--authfile", auth)
