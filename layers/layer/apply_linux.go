@@ -44,14 +44,16 @@ func Apply(ctx context.Context, dir string, r io.Reader) (int64, error) {
 		return 0, fmt.Errorf("apply layer: %w", err)
 	}
 	defer root.close()
+	buf := bufPool.Get().(*[]byte)
+	defer bufPool.Put(buf)
 	a := &applier{
 		ctx:        ctx,
 		root:       root,
-		privileged: os.Geteuid() == 0,
+		privileged: geteuid() == 0,
 		written:    make(map[string]bool),
 		below:      make(map[string]bool),
 		dirs:       make(map[string]*tar.Header),
-		buf:        make([]byte, chunkSize),
+		buf:        *buf,
 	}
 	tr := tar.NewReader(r)
 	for {
@@ -74,6 +76,10 @@ func Apply(ctx context.Context, dir string, r io.Reader) (int64, error) {
 	}
 	return a.size, nil
 }
+
+// geteuid decides whether Apply sets ownership and makes devices; tests
+// replace it to cover the unprivileged path when run as root.
+var geteuid = os.Geteuid
 
 // applier holds the state of one Apply.
 type applier struct {
@@ -123,7 +129,11 @@ func (a *applier) entry(hdr *tar.Header, tr io.Reader) error {
 	case strings.HasPrefix(base, WhiteoutPrefix+WhiteoutPrefix):
 		return nil // other AUFS metadata: not content
 	case strings.HasPrefix(base, WhiteoutPrefix):
-		return a.whiteout(path.Join(parent, strings.TrimPrefix(base, WhiteoutPrefix)))
+		name := strings.TrimPrefix(base, WhiteoutPrefix)
+		if name == "" || name == "." || name == ".." {
+			return fmt.Errorf("whiteout of %q: %w", name, ErrUnsafePath)
+		}
+		return a.whiteout(path.Join(parent, name))
 	}
 	if isSparse(hdr) {
 		return errors.New("sparse files are not supported")

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
@@ -172,6 +173,13 @@ func TestApplyStaysInside(t *testing.T) {
 		{"write through final link replaces the link", func(o string) []tEnt {
 			return []tEnt{{name: "p", typ: tar.TypeSymlink, link: o + "/passwd"}, {name: "p", body: "evil"}}
 		}, false, "p"},
+		{"whiteout of the root's parent", func(string) []tEnt { return []tEnt{{name: ".wh..."}} }, true, ""},
+		{"whiteout of a directory's parent", func(string) []tEnt {
+			return []tEnt{{name: "d/", typ: tar.TypeDir}, {name: "d/.wh..."}}
+		}, true, ""},
+		{"whiteout of a directory itself", func(string) []tEnt {
+			return []tEnt{{name: "d/", typ: tar.TypeDir}, {name: "d/.wh.."}}
+		}, true, ""},
 		{"hard link out", func(string) []tEnt {
 			return []tEnt{{name: "h", typ: tar.TypeLink, link: "../outside/passwd"}}
 		}, true, ""},
@@ -207,6 +215,9 @@ func TestApplyStaysInside(t *testing.T) {
 			if string(b) != "original" || fi.Mode().Perm() != 0o755 || len(entries) != 1 {
 				t.Fatalf("outside touched: passwd %q, mode %v, %d entries", b, fi.Mode().Perm(), len(entries))
 			}
+			if fi, err := os.Lstat(root); err != nil || !fi.IsDir() {
+				t.Fatalf("root removed or replaced: %v", err)
+			}
 			if tt.inside != "" {
 				p := strings.Replace(tt.inside, "OUT", strings.TrimPrefix(outside, "/"), 1)
 				got, err := os.ReadFile(filepath.Join(root, p))
@@ -220,6 +231,7 @@ func TestApplyStaysInside(t *testing.T) {
 
 func TestApplyMetadata(t *testing.T) {
 	dir := t.TempDir()
+	t.Cleanup(func() { makeWritable(dir) }) // d is read-only
 	layer := makeTar(t,
 		tEnt{name: "d/", typ: tar.TypeDir, mode: 0o555, mtime: 1000},
 		tEnt{name: "d/f", body: "x", mode: 0o4711, mtime: 2000},
@@ -257,6 +269,27 @@ func TestApplyDevicesAsRoot(t *testing.T) {
 	n := readTree(t, dir)["null"]
 	if n.Type != "char" || n.Rdev != 1<<8|3 || n.Mode != 0o666 {
 		t.Errorf("device node %v", n)
+	}
+}
+
+func TestApplyUnprivileged(t *testing.T) {
+	defer func(f func() int) { geteuid = f }(geteuid)
+	geteuid = func() int { return 1000 }
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	must(t, tw.WriteHeader(&tar.Header{Name: "null", Typeflag: tar.TypeChar, Mode: 0o666, Devmajor: 1, Devminor: 3}))
+	must(t, tw.WriteHeader(&tar.Header{Name: "f", Typeflag: tar.TypeReg, Mode: 0o644, Uid: 4242, Gid: 4242}))
+	must(t, tw.Close())
+	dir := t.TempDir()
+	_, err := Apply(context.Background(), dir, &buf)
+	must(t, err)
+	if _, err := os.Lstat(filepath.Join(dir, "null")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("device node made without privilege: %v", err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "f"))
+	must(t, err)
+	if st := fi.Sys().(*syscall.Stat_t); int(st.Uid) != os.Getuid() {
+		t.Errorf("owner %d set without privilege", st.Uid)
 	}
 }
 
@@ -330,4 +363,29 @@ func sparseTar(t testing.TB) []byte {
 		t.Fatalf("sparse tar reads as %+v, %v", hdr, err)
 	}
 	return b
+}
+
+func TestEntryPath(t *testing.T) {
+	tests := []struct {
+		name, want string
+		unsafe     bool
+	}{
+		{"a/b", "a/b", false},
+		{"./a/b/", "a/b", false},
+		{"/etc/passwd", "etc/passwd", false},
+		{"/../etc", "etc", false},
+		{"a/../b", "b", false},
+		{".", "", false},
+		{"./", "", false},
+		{"..", "", true},
+		{"../a", "", true},
+		{"a/../../b", "", true},
+		{"..a", "..a", false},
+	}
+	for _, tt := range tests {
+		got, err := entryPath(tt.name)
+		if tt.unsafe != errors.Is(err, ErrUnsafePath) || (!tt.unsafe && got != tt.want) {
+			t.Errorf("entryPath(%q) = %q, %v; want %q, unsafe %v", tt.name, got, err, tt.want, tt.unsafe)
+		}
+	}
 }

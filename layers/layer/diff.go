@@ -13,8 +13,12 @@ import (
 // ownership, times or identity), the directories above each with their
 // current metadata, and a ".wh." whiteout for every path deleted — one for a
 // deleted directory, not one per child. Ownership is kept as it is on disk.
-// Result.Files is keyed by host path, as in WriteLayer.
+// Result.Files is keyed by host path, as in WriteLayer. A nil before is an
+// empty tree: everything in dir is added.
 func DiffTrees(ctx context.Context, w io.Writer, before *Tree, dir string, opts Options) (Result, error) {
+	if before == nil {
+		before = &Tree{}
+	}
 	after, err := Snapshot(ctx, dir)
 	if err != nil {
 		return Result{}, fmt.Errorf("diff %s: %w", dir, err)

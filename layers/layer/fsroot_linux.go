@@ -132,6 +132,9 @@ func lstatAt(dirfd int, name string) (unix.Stat_t, error) {
 // removeAllAt removes name from dirfd and, if it is a directory, everything
 // below it, never following symbolic links. A missing name is not an error.
 func removeAllAt(dirfd int, name string) error {
+	if name == "" || name == "." || name == ".." || strings.Contains(name, "/") {
+		return fmt.Errorf("remove %q: %w", name, ErrUnsafePath)
+	}
 	err := unix.Unlinkat(dirfd, name, 0)
 	if err == nil || errors.Is(err, unix.ENOENT) {
 		return nil

@@ -39,10 +39,23 @@ func applySeeds(t testing.TB) map[string][]byte {
 		"dir-over-link":   makeTar(t, tEnt{name: "p", typ: tar.TypeSymlink, link: "../sentinel"}, tEnt{name: "p/", typ: tar.TypeDir, mode: 0o700}, tEnt{name: "p/x", body: "x"}),
 		"whiteouts":       makeTar(t, tEnt{name: "d/", typ: tar.TypeDir}, tEnt{name: "d/f", body: "f"}, tEnt{name: "d/.wh.f"}, tEnt{name: ".wh.d"}, tEnt{name: "e/.wh..wh..opq"}, tEnt{name: ".wh..wh..opq"}),
 		"whiteout-link":   makeTar(t, tEnt{name: "a", typ: tar.TypeSymlink, link: "../sentinel"}, tEnt{name: "a/.wh..wh..opq"}, tEnt{name: ".wh.a/x"}),
-		"whiteout-dotdot": makeTar(t, tEnt{name: "../.wh.sentinel"}, tEnt{name: ".wh..."}),
+		"whiteout-dotdot": makeTar(t, tEnt{name: "../.wh.sentinel"}),
+		"whiteout-parent": makeTar(t, tEnt{name: ".wh..."}),
+		"whiteout-self":   makeTar(t, tEnt{name: "d/", typ: tar.TypeDir}, tEnt{name: "d/.wh..."}, tEnt{name: "d/.wh."}, tEnt{name: "d/.wh.."}),
 		"replace-types":   makeTar(t, tEnt{name: "x/", typ: tar.TypeDir}, tEnt{name: "x/y", body: "y"}, tEnt{name: "x", body: "file"}, tEnt{name: "x", typ: tar.TypeSymlink, link: "/"}, tEnt{name: "x/", typ: tar.TypeDir}),
 		"sparse":          sparseTar(t),
 	}
+}
+
+// fuzzScratch is where FuzzApply makes its directories: a memory file
+// system when there is one (each run creates and removes a tree, which is
+// several times faster there), else the test's temporary directory.
+func fuzzScratch(f *testing.F) string {
+	if d, err := os.MkdirTemp("/dev/shm", "drove-fuzz-"); err == nil {
+		f.Cleanup(func() { os.RemoveAll(d) })
+		return d
+	}
+	return f.TempDir()
 }
 
 // makeWritable lets the test's cleanup remove what a layer made read-only.
@@ -59,12 +72,15 @@ func FuzzApply(f *testing.F) {
 	for _, seed := range applySeeds(f) {
 		f.Add(seed)
 	}
+	scratch := fuzzScratch(f)
 	f.Fuzz(func(t *testing.T, layer []byte) {
-		base := t.TempDir()
+		base, err := os.MkdirTemp(scratch, "apply")
+		must(t, err)
+		defer os.RemoveAll(base)
 		root, sentinel := filepath.Join(base, "root"), filepath.Join(base, "sentinel")
 		must(t, os.Mkdir(root, 0o755))
 		must(t, os.Mkdir(sentinel, 0o755))
-		defer makeWritable(root)
+		defer makeWritable(root) // runs before the RemoveAll
 		_, _ = Apply(context.Background(), root, bytes.NewReader(layer))
 
 		if entries, err := os.ReadDir(sentinel); err != nil || len(entries) != 0 {
@@ -79,38 +95,70 @@ func FuzzApply(f *testing.F) {
 	})
 }
 
-func TestFuzzCorpusCommitted(t *testing.T) {
-	dir := filepath.Join("testdata", "fuzz", "FuzzApply")
-	update := os.Getenv("DROVE_UPDATE_CORPUS") != ""
+// fuzzCorpus is every committed seed: target -> file name -> file content.
+func fuzzCorpus(t testing.TB) map[string]map[string]string {
+	encBytes := func(b []byte) string { return fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", b) }
+	corpus := map[string]map[string]string{"FuzzApply": {}, "FuzzDecompress": {}, "FuzzCleanPath": {}}
 	for name, seed := range applySeeds(t) {
-		want := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", seed)
-		p := filepath.Join(dir, name)
-		if update {
-			must(t, os.MkdirAll(dir, 0o755))
-			must(t, os.WriteFile(p, []byte(want), 0o644))
-			continue
-		}
-		got, err := os.ReadFile(p)
-		if err != nil || string(got) != want {
-			t.Errorf("%s is missing or stale (%v); regenerate with DROVE_UPDATE_CORPUS=1", p, err)
+		corpus["FuzzApply"][name] = encBytes(seed)
+	}
+	for name, seed := range decompressSeeds(t) {
+		corpus["FuzzDecompress"][name] = encBytes(seed)
+	}
+	for i, seed := range cleanPathSeeds {
+		corpus["FuzzCleanPath"][fmt.Sprintf("seed-%d", i)] = fmt.Sprintf("go test fuzz v1\nstring(%q)\n", seed)
+	}
+	return corpus
+}
+
+// TestFuzzCorpusCommitted checks that the seeds built here are committed
+// under testdata/fuzz, where `go test` runs them; DROVE_UPDATE_CORPUS=1
+// writes them. Compressed seeds depend on the compressor's version, so only
+// their presence is checked.
+func TestFuzzCorpusCommitted(t *testing.T) {
+	update := os.Getenv("DROVE_UPDATE_CORPUS") != ""
+	for target, files := range fuzzCorpus(t) {
+		dir := filepath.Join("testdata", "fuzz", target)
+		for name, want := range files {
+			p := filepath.Join(dir, name)
+			if update {
+				must(t, os.MkdirAll(dir, 0o755))
+				must(t, os.WriteFile(p, []byte(want), 0o644))
+				continue
+			}
+			got, err := os.ReadFile(p)
+			exact := target != "FuzzDecompress" || name == "plain"
+			if err != nil || !strings.HasPrefix(string(got), "go test fuzz v1\n") || exact && string(got) != want {
+				t.Errorf("%s is missing or stale (%v); regenerate with DROVE_UPDATE_CORPUS=1", p, err)
+			}
 		}
 	}
 }
 
-func FuzzDecompress(f *testing.F) {
-	plain := makeTar(f, tEnt{name: "f", body: "hello"})
+// decompressSeeds are layers in each compression and the edge cases.
+func decompressSeeds(t testing.TB) map[string][]byte {
+	plain := makeTar(t, tEnt{name: "f", body: "hello"})
 	var gz, zs bytes.Buffer
 	g := gzip.NewWriter(&gz)
 	_, _ = g.Write(plain)
-	_ = g.Close()
-	z, _ := zstd.NewWriter(&zs)
+	must(t, g.Close())
+	z, err := zstd.NewWriter(&zs)
+	must(t, err)
 	_, _ = z.Write(plain)
-	_ = z.Close()
-	f.Add(plain)
-	f.Add(gz.Bytes())
-	f.Add(zs.Bytes())
-	f.Add([]byte{0xfd, '7', 'z', 'X', 'Z', 0})
-	f.Add([]byte{})
+	must(t, z.Close())
+	return map[string][]byte{
+		"plain": plain, "gzip": gz.Bytes(), "zstd": zs.Bytes(),
+		"xz": {0xfd, '7', 'z', 'X', 'Z', 0}, "empty": {},
+		"gzip-truncated": gz.Bytes()[:20], "zstd-truncated": zs.Bytes()[:10],
+	}
+}
+
+var cleanPathSeeds = []string{"", "/", "a/b", "../../x", "/a//b/./c/..", "a/../..", "...", "a/", `a\b`}
+
+func FuzzDecompress(f *testing.F) {
+	for _, seed := range decompressSeeds(f) {
+		f.Add(seed)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		rc, err := Decompress(bytes.NewReader(data))
 		if err != nil {
@@ -125,7 +173,7 @@ func FuzzDecompress(f *testing.F) {
 }
 
 func FuzzCleanPath(f *testing.F) {
-	for _, s := range []string{"", "/", "a/b", "../../x", "/a//b/./c/..", "a/../..", "...", "a/"} {
+	for _, s := range cleanPathSeeds {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {

@@ -77,6 +77,9 @@ func readTree(t testing.TB, dir string) map[string]fsNode {
 		default:
 			n.Type = "other"
 		}
+		if os.Geteuid() != 0 {
+			n.UID, n.GID = 0, 0 // ownership is only applied as root
+		}
 		rel, _ := filepath.Rel(dir, p)
 		out[filepath.ToSlash(rel)] = n
 		return nil
@@ -182,14 +185,7 @@ func writeFile(t testing.TB, p, content string, mode fs.FileMode, mtime time.Tim
 	}
 }
 
-func must(t testing.TB, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
-// tarNames lists the entry names of an uncompressed tar.
+// tarHeaders lists the headers of a (possibly compressed) layer.
 func tarHeaders(t testing.TB, layer []byte) []*tar.Header {
 	t.Helper()
 	rc, err := Decompress(bytes.NewReader(layer))

@@ -23,6 +23,10 @@ const (
 	chunkCount = 8
 )
 
+// bufPool holds the chunkSize buffers that files are read into and written
+// from.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }}
+
 // chunk is one buffer of the tar stream on its way to every sink.
 type chunk struct {
 	buf  []byte
@@ -155,13 +159,12 @@ type nopWriteCloser struct{ io.Writer }
 
 func (nopWriteCloser) Close() error { return nil }
 
-// zstdConcurrency is how many goroutines compress one zstd stream. The
-// encoder's output depends on whether it is above one, never on its value
-// above one, so it is at least two on every machine: layers written on a
-// one-core builder get the same digest as on a large one.
-func zstdConcurrency() int { return max(2, zstdProcs()) }
-
-// zstdProcs is the number of cores to compress on; tests replace it.
+// zstdProcs is how many goroutines compress one zstd stream. The encoder's
+// streaming output does not depend on it (TestZstdOutputIndependentOfConcurrency
+// holds it to that), so layers written on a one-core builder get the same
+// digest as on a large one. Its job-based mode (WithConcurrentBlocks) is not
+// used: its output changes with the concurrency, and on incompressible data
+// it is several times slower.
 var zstdProcs = func() int { return runtime.GOMAXPROCS(0) }
 
 // newCompressor wraps w in the compressor c names.
@@ -170,8 +173,7 @@ func newCompressor(c Compression, w io.Writer) (io.WriteCloser, error) {
 	case Zstd, "":
 		enc, err := zstd.NewWriter(w,
 			zstd.WithEncoderLevel(zstd.SpeedFastest),
-			zstd.WithEncoderConcurrency(zstdConcurrency()),
-			zstd.WithConcurrentBlocks(true))
+			zstd.WithEncoderConcurrency(zstdProcs()))
 		if err != nil {
 			return nil, fmt.Errorf("start zstd encoder: %w", err)
 		}

@@ -116,11 +116,13 @@ func writeItems(ctx context.Context, w io.Writer, items []item, opts Options, ke
 	if err != nil {
 		return Result{}, err
 	}
+	buf := bufPool.Get().(*[]byte)
+	defer bufPool.Put(buf)
 	t := &tarWriter{
 		ctx:       ctx,
 		tw:        tar.NewWriter(out),
 		keepOwner: keepOwner,
-		buf:       make([]byte, chunkSize),
+		buf:       *buf,
 		files:     make(map[string]v1.Hash),
 		links:     make(map[fileID]linked),
 		isDir:     make(map[string]bool),

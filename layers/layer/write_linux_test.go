@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io"
 	"io/fs"
 	"os"
@@ -267,7 +268,7 @@ func TestWriteLayerCancelled(t *testing.T) {
 	must(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := WriteLayer(ctx, io.Discard, entries, Options{}); err != context.Canceled {
+	if _, err := WriteLayer(ctx, io.Discard, entries, Options{}); !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want context.Canceled", err)
 	}
 }
