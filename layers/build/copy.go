@@ -62,7 +62,7 @@ func (b *builder) copyStep(ctx context.Context, st *imageState, step kubefile.St
 			}
 		}
 	}
-	tr := b.o.Progress.Track(fmt.Sprintf("STEP line %d", step.Line))
+	tr := b.o.Progress.Track(label(oneLine(b.kf, step)))
 	w, err := b.s.NewBlobWriter()
 	if err != nil {
 		tr.Done(err)
@@ -126,6 +126,14 @@ func (b *builder) commitLayer(st *imageState, step kubefile.Step, key string, w 
 	res.Steps++
 	fmt.Fprintf(b.o.Out, " ---> layer %s (%s)\n", shortDigest(lr.Digest), progress.HumanBytes(lr.Size))
 	return nil
+}
+
+// label shortens an instruction to fit in front of a progress bar.
+func label(s string) string {
+	if r := []rune(s); len(r) > 40 {
+		return string(r[:39]) + "…"
+	}
+	return s
 }
 
 func shortDigest(h v1.Hash) string {
