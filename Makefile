@@ -11,12 +11,12 @@ LDFLAGS   := -s -w -X github.com/drove-project/drove/internal/version.Version=$(
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/drove
 
-# The whole suite: unit and integration tests (real registry, skopeo,
+# The whole suite, under the race detector: unit and integration tests (real registry, skopeo,
 # overlayfs when root), then every fuzz target for a short budget.
 test: lint unit fuzz
 
 unit:
-	$(GO) test -count=1 -timeout 25m ./...
+	$(GO) test -race -count=1 -timeout 25m ./...
 
 # Every fuzz target in the tree, FUZZTIME each (seed corpora live in
 # testdata/fuzz/ beside each package).
