@@ -240,7 +240,16 @@ func (b *builder) unpackForOverlay(ctx context.Context, l v1.Descriptor, dst str
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	if err := b.applyLayerWith(ctx, l, func(r *os.File) error { return applyOverlayForm(ctx, tmp, r) }); err != nil {
+	err = b.applyLayerWith(ctx, l, func(r *os.File) error {
+		dr, err := layer.Decompress(r)
+		if err != nil {
+			return err
+		}
+		defer dr.Close()
+		_, err = layer.ApplyOverlayLower(ctx, tmp, dr)
+		return err
+	})
+	if err != nil {
 		return err
 	}
 	return os.Rename(tmp, dst)

@@ -39,6 +39,11 @@ import (
 // Sparse files and extended attributes are not supported: a sparse entry
 // fails, attributes are ignored.
 func Apply(ctx context.Context, dir string, r io.Reader) (int64, error) {
+	return apply(ctx, dir, r, nil)
+}
+
+// apply is Apply, or ApplyOverlayLower when ov is not nil.
+func apply(ctx context.Context, dir string, r io.Reader, ov *overlayLower) (int64, error) {
 	root, err := openRoot(dir)
 	if err != nil {
 		return 0, fmt.Errorf("apply layer: %w", err)
@@ -54,6 +59,12 @@ func Apply(ctx context.Context, dir string, r io.Reader) (int64, error) {
 		below:      make(map[string]bool),
 		dirs:       make(map[string]*tar.Header),
 		buf:        *buf,
+		overlay:    ov,
+	}
+	if ov != nil {
+		if err := a.checkEmpty(); err != nil {
+			return 0, fmt.Errorf("apply layer to %s: %w", dir, err)
+		}
 	}
 	tr := tar.NewReader(r)
 	for {
@@ -69,6 +80,12 @@ func Apply(ctx context.Context, dir string, r io.Reader) (int64, error) {
 		}
 		if err := a.entry(hdr, tr); err != nil {
 			return a.size, fmt.Errorf("apply layer entry %q to %s: %w", hdr.Name, dir, err)
+		}
+	}
+	if ov != nil {
+		// Before finishDirs, which sets the mtimes the whiteouts would change.
+		if err := a.finishOverlay(); err != nil {
+			return a.size, fmt.Errorf("apply layer to %s: %w", dir, err)
 		}
 	}
 	if err := a.finishDirs(); err != nil {
@@ -92,6 +109,7 @@ type applier struct {
 	dirOrder   []string               // their paths, in the order first listed
 	buf        []byte
 	size       int64
+	overlay    *overlayLower // nil for Apply
 }
 
 // entryPath cleans a tar name into a path relative to the root ("" for the
@@ -104,10 +122,18 @@ func entryPath(name string) (string, error) {
 	return CleanPath(p), nil
 }
 
-func (a *applier) markWritten(p string) {
+// markWritten records that this layer put an entry at p, a directory when
+// dir is set, and so below each of p's parents.
+func (a *applier) markWritten(p string, dir bool) {
 	a.written[p] = true
+	if a.overlay != nil {
+		a.overlay.written(p, dir)
+	}
 	for d := path.Dir(p); d != "." && !a.below[d]; d = path.Dir(d) {
 		a.below[d] = true
+		if a.overlay != nil {
+			a.overlay.written(d, true)
+		}
 	}
 }
 
@@ -163,7 +189,7 @@ func (a *applier) entry(hdr *tar.Header, tr io.Reader) error {
 		}
 		exists = false
 	}
-	a.markWritten(p)
+	a.markWritten(p, hdr.Typeflag == tar.TypeDir)
 
 	switch hdr.Typeflag {
 	case tar.TypeDir:
@@ -300,8 +326,13 @@ func setTimes(pfd int, base string, mtime time.Time) error {
 }
 
 // whiteout removes p, unless this layer itself put something at or below p.
+// For an overlay lower it records p to be hidden instead.
 func (a *applier) whiteout(p string) error {
 	if a.written[p] || a.below[p] {
+		return nil
+	}
+	if a.overlay != nil {
+		a.overlay.hide(p)
 		return nil
 	}
 	parent := path.Dir(p)
@@ -320,7 +351,11 @@ func (a *applier) whiteout(p string) error {
 }
 
 // opaque empties directory dir of everything this layer did not put there.
+// For an overlay lower it records dir to be marked opaque instead.
 func (a *applier) opaque(dir string) error {
+	if a.overlay != nil {
+		return a.overlay.opaque(dir)
+	}
 	if dir == "" {
 		return a.prune("", unix.AT_FDCWD, "")
 	}

@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -158,7 +159,7 @@ func TestApplyStaysInside(t *testing.T) {
 	tests := []struct {
 		name   string
 		layer  func(outside string) []tEnt
-		unsafe bool   // Apply must fail with ErrUnsafePath
+		unsafe bool   // the apply must fail with ErrUnsafePath
 		inside string // file that must then hold "evil" inside the root
 	}{
 		{"dot-dot name", func(string) []tEnt { return []tEnt{{name: "../outside/passwd", body: "evil"}} }, true, ""},
@@ -192,42 +193,56 @@ func TestApplyStaysInside(t *testing.T) {
 		{"opaque through a link", func(o string) []tEnt {
 			return []tEnt{{name: "a", typ: tar.TypeSymlink, link: o}, {name: "a/.wh..wh..opq"}}
 		}, false, ""},
+		{"whiteout with a dot-dot name", func(string) []tEnt { return []tEnt{{name: "../outside/.wh.passwd"}} }, true, ""},
+		{"opaque with a dot-dot name", func(string) []tEnt { return []tEnt{{name: "d/../../outside/.wh..wh..opq"}} }, true, ""},
+		{"whiteout through a link with dot-dots", func(string) []tEnt {
+			return []tEnt{{name: "a", typ: tar.TypeSymlink, link: "../../../outside"}, {name: "a/.wh.passwd"}, {name: "a/.wh..wh..opq"}}
+		}, false, ""},
 		{"directory mode through a link", func(o string) []tEnt {
 			return []tEnt{{name: "a", typ: tar.TypeSymlink, link: o}, {name: "a/", typ: tar.TypeDir, mode: 0o700}, {name: "a", typ: tar.TypeSymlink, link: o}}
 		}, false, ""},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			root, outside := outsideSetup(t)
-			_, err := Apply(context.Background(), root, bytes.NewReader(makeTar(t, tt.layer(outside)...)))
-			if tt.unsafe != errors.Is(err, ErrUnsafePath) {
-				t.Fatalf("err = %v, unsafe want %v", err, tt.unsafe)
-			}
-			if !tt.unsafe && tt.inside != "" && err != nil {
-				t.Fatalf("apply: %v", err)
-			}
-			b, rerr := os.ReadFile(filepath.Join(outside, "passwd"))
-			must(t, rerr)
-			fi, serr := os.Stat(outside)
-			must(t, serr)
-			entries, derr := os.ReadDir(outside)
-			must(t, derr)
-			if string(b) != "original" || fi.Mode().Perm() != 0o755 || len(entries) != 1 {
-				t.Fatalf("outside touched: passwd %q, mode %v, %d entries", b, fi.Mode().Perm(), len(entries))
-			}
-			if fi, err := os.Lstat(root); err != nil || !fi.IsDir() {
-				t.Fatalf("root removed or replaced: %v", err)
-			}
-			if tt.inside != "" {
-				p := strings.Replace(tt.inside, "OUT", strings.TrimPrefix(outside, "/"), 1)
-				got, err := os.ReadFile(filepath.Join(root, p))
-				if err != nil || string(got) != "evil" {
-					t.Errorf("inside %s: %q, %v", p, got, err)
+		for _, fn := range applyFuncs {
+			t.Run(fn.name+"/"+tt.name, func(t *testing.T) {
+				root, outside := outsideSetup(t)
+				_, err := fn.apply(context.Background(), root, bytes.NewReader(makeTar(t, tt.layer(outside)...)))
+				if tt.unsafe != errors.Is(err, ErrUnsafePath) {
+					t.Fatalf("err = %v, unsafe want %v", err, tt.unsafe)
 				}
-			}
-		})
+				if !tt.unsafe && tt.inside != "" && err != nil {
+					t.Fatalf("apply: %v", err)
+				}
+				b, rerr := os.ReadFile(filepath.Join(outside, "passwd"))
+				must(t, rerr)
+				fi, serr := os.Stat(outside)
+				must(t, serr)
+				entries, derr := os.ReadDir(outside)
+				must(t, derr)
+				if string(b) != "original" || fi.Mode().Perm() != 0o755 || len(entries) != 1 {
+					t.Fatalf("outside touched: passwd %q, mode %v, %d entries", b, fi.Mode().Perm(), len(entries))
+				}
+				if fi, err := os.Lstat(root); err != nil || !fi.IsDir() {
+					t.Fatalf("root removed or replaced: %v", err)
+				}
+				if tt.inside != "" {
+					p := strings.Replace(tt.inside, "OUT", strings.TrimPrefix(outside, "/"), 1)
+					got, err := os.ReadFile(filepath.Join(root, p))
+					if err != nil || string(got) != "evil" {
+						t.Errorf("inside %s: %q, %v", p, got, err)
+					}
+				}
+			})
+		}
 	}
 }
+
+// applyFuncs are the ways of unpacking a layer that must refuse the same
+// names and stay inside their directory.
+var applyFuncs = []struct {
+	name  string
+	apply func(context.Context, string, io.Reader) (int64, error)
+}{{"Apply", Apply}, {"ApplyOverlayLower", ApplyOverlayLower}}
 
 func TestApplyMetadata(t *testing.T) {
 	dir := t.TempDir()

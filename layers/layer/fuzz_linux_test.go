@@ -4,10 +4,12 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -44,6 +46,10 @@ func applySeeds(t testing.TB) map[string][]byte {
 		"whiteout-self":   makeTar(t, tEnt{name: "d/", typ: tar.TypeDir}, tEnt{name: "d/.wh..."}, tEnt{name: "d/.wh."}, tEnt{name: "d/.wh.."}),
 		"replace-types":   makeTar(t, tEnt{name: "x/", typ: tar.TypeDir}, tEnt{name: "x/y", body: "y"}, tEnt{name: "x", body: "file"}, tEnt{name: "x", typ: tar.TypeSymlink, link: "/"}, tEnt{name: "x/", typ: tar.TypeDir}),
 		"sparse":          sparseTar(t),
+		"overlay-whiteouts": makeTar(t, tEnt{name: "d/", typ: tar.TypeDir, mode: 0o555}, tEnt{name: "d/.wh.f"}, tEnt{name: ".wh.e"},
+			tEnt{name: "e/", typ: tar.TypeDir}, tEnt{name: "e/g", body: "g"}, tEnt{name: "o/.wh..wh..opq"}, tEnt{name: "o/.wh.x/y", body: "y"}),
+		"overlay-whiteout-links": makeTar(t, tEnt{name: "a", typ: tar.TypeSymlink, link: "../sentinel"}, tEnt{name: "b", typ: tar.TypeSymlink, link: "/../sentinel/x"},
+			tEnt{name: "a/.wh.x"}, tEnt{name: "b/.wh..wh..opq"}, tEnt{name: "f", body: "f"}, tEnt{name: "f/.wh.x"}, tEnt{name: "a/b/.wh..wh..opq"}),
 	}
 }
 
@@ -68,6 +74,9 @@ func makeWritable(dir string) {
 	})
 }
 
+// FuzzApply unpacks each layer with Apply and with ApplyOverlayLower into
+// empty directories beside a sentinel one that neither may touch. A layer
+// without whiteouts must come out of both the same.
 func FuzzApply(f *testing.F) {
 	for _, seed := range applySeeds(f) {
 		f.Add(seed)
@@ -77,22 +86,67 @@ func FuzzApply(f *testing.F) {
 		base, err := os.MkdirTemp(scratch, "apply")
 		must(t, err)
 		defer os.RemoveAll(base)
-		root, sentinel := filepath.Join(base, "root"), filepath.Join(base, "sentinel")
-		must(t, os.Mkdir(root, 0o755))
-		must(t, os.Mkdir(sentinel, 0o755))
+		root, lower, sentinel := filepath.Join(base, "root"), filepath.Join(base, "lower"), filepath.Join(base, "sentinel")
+		for _, d := range []string{root, lower, sentinel} {
+			must(t, os.Mkdir(d, 0o755))
+		}
 		defer makeWritable(root) // runs before the RemoveAll
-		_, _ = Apply(context.Background(), root, bytes.NewReader(layer))
+		defer makeWritable(lower)
+		_, applyErr := Apply(context.Background(), root, bytes.NewReader(layer))
+		_, lowerErr := ApplyOverlayLower(context.Background(), lower, bytes.NewReader(layer))
 
 		if entries, err := os.ReadDir(sentinel); err != nil || len(entries) != 0 {
 			t.Fatalf("sibling directory touched: %v entries, %v", len(entries), err)
 		}
-		if entries, err := os.ReadDir(base); err != nil || len(entries) != 2 {
-			t.Fatalf("something made beside the root: %d entries, %v", len(entries), err)
+		if entries, err := os.ReadDir(base); err != nil || len(entries) != 3 {
+			t.Fatalf("something made beside the roots: %d entries, %v", len(entries), err)
 		}
-		if fi, err := os.Lstat(root); err != nil || !fi.IsDir() {
-			t.Fatalf("root replaced: %v", err)
+		for _, d := range []string{root, lower} {
+			if fi, err := os.Lstat(d); err != nil || !fi.IsDir() {
+				t.Fatalf("root %s replaced: %v", d, err)
+			}
+		}
+		if hasWhiteouts(layer) {
+			return
+		}
+		if (applyErr == nil) != (lowerErr == nil) || errors.Is(applyErr, ErrUnsafePath) != errors.Is(lowerErr, ErrUnsafePath) {
+			t.Fatalf("no whiteouts, yet Apply: %v, ApplyOverlayLower: %v", applyErr, lowerErr)
+		}
+		if applyErr == nil {
+			sameTree(t, dirsUndated(readTree(t, root)), dirsUndated(readTree(t, lower)))
 		}
 	})
+}
+
+// hasWhiteouts reports whether a layer has a whiteout entry before the
+// first that the tar reader or entryPath refuses (where applying stops).
+func hasWhiteouts(layer []byte) bool {
+	tr := tar.NewReader(bytes.NewReader(layer))
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			return false
+		}
+		p, err := entryPath(h.Name)
+		if err != nil {
+			return false
+		}
+		if strings.HasPrefix(path.Base(p), WhiteoutPrefix) {
+			return true
+		}
+	}
+}
+
+// dirsUndated clears the mtimes of directories, which for those a layer
+// does not list depend on when it was applied.
+func dirsUndated(tree map[string]fsNode) map[string]fsNode {
+	for p, n := range tree {
+		if n.Type == "dir" {
+			n.Mtime = 0
+			tree[p] = n
+		}
+	}
+	return tree
 }
 
 // fuzzCorpus is every committed seed: target -> file name -> file content.

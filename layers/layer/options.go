@@ -82,4 +82,7 @@ var (
 	// ErrMountOptions: overlay mount options that do not fit the kernel's
 	// limit even with shortened paths.
 	ErrMountOptions = errors.New("overlay mount options too long")
+	// ErrOpaqueRoot: ApplyOverlayLower of a layer that marks its root
+	// opaque, which overlayfs does not honour on a lower layer's root.
+	ErrOpaqueRoot = errors.New("opaque root cannot be an overlay lower")
 )

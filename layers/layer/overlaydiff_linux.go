@@ -14,7 +14,7 @@ import (
 
 // opaqueXattrs mark an opaque overlay directory: trusted.* for mounts made
 // by root, user.* for unprivileged ("userxattr") mounts.
-var opaqueXattrs = []string{"trusted.overlay.opaque", "user.overlay.opaque"}
+var opaqueXattrs = []string{overlayOpaqueXattr, "user.overlay.opaque"}
 
 // DiffOverlayUpper writes the upper directory of an overlay mount as a
 // layer: everything in it is a change. Overlay whiteouts (character devices

@@ -14,6 +14,12 @@ func Apply(ctx context.Context, dir string, r io.Reader) (int64, error) {
 	return 0, fmt.Errorf("apply layer to %s: %w", dir, errors.ErrUnsupported)
 }
 
+// ApplyOverlayLower unpacks a layer as an overlay lower; it is implemented
+// on Linux only.
+func ApplyOverlayLower(ctx context.Context, dir string, r io.Reader) (int64, error) {
+	return 0, fmt.Errorf("apply layer to %s: %w", dir, errors.ErrUnsupported)
+}
+
 // CopyTree copies a directory tree; it is implemented on Linux only.
 func CopyTree(ctx context.Context, src, dst string) error {
 	return fmt.Errorf("copy tree %s: %w", src, errors.ErrUnsupported)
