@@ -22,6 +22,21 @@
 // uncompressed *os.File (LoadFile does that). Input wrapped in gzip, zstd or
 // bzip2 is decompressed on the fly.
 //
+// Names: an OCI entry is named by io.containerd.image.name, else by
+// org.opencontainers.image.ref.name, normalised as the store does
+// (app:v1 is docker.io/library/app:v1). A bare tag such as "v1", which
+// skopeo oci-archive:FILE:v1 writes, loads as localhost/v1:latest, as podman
+// loads it, or as BaseName:v1 when LoadOptions.BaseName is set. Docker
+// RepoTags are normalised alike. An entry with no name is loaded, its blobs
+// kept, and returned with an empty Name; the store lists only named images,
+// so Prune removes it unless the caller names it (store.Tag with the
+// returned descriptor).
+//
+// Docker archives carry no manifests: an image loaded from one gets a new
+// docker-schema2 manifest (so a new digest), with its config and layer
+// blobs unchanged when the layers were gzip-compressed, and plain layers
+// gzip-compressed by go-containerregistry.
+//
 // A load that fails changes nothing: no names are added or moved, and the
 // blobs it committed are removed again (blobs that were in the store before
 // stay).

@@ -73,6 +73,10 @@ type loader struct {
 	added map[v1.Hash]bool // blobs this load wrote into the store
 }
 
+// maxTrailing bounds what may follow a tar's end-of-archive marker: tar pads
+// to its record size (10 KiB by default), never to megabytes.
+const maxTrailing = 16 << 20
+
 // randomAccess is the archive as a file: the caller's, or the spool.
 type randomAccess struct {
 	r    io.ReaderAt
@@ -116,13 +120,19 @@ func (l *loader) load(r io.Reader) ([]store.Entry, error) {
 	if err := sc.run(tar.NewReader(in), comp != compressNone); err != nil {
 		return nil, err
 	}
-	// Read to the end of the input, so a compressed stream's checksum is
-	// checked and a spool holds everything.
-	if _, err := io.Copy(io.Discard, in); err != nil {
-		return nil, readError("the end of the archive", err)
-	}
-	if ra == nil && in.spool != nil {
+	// The spool now holds the whole tar, end-of-archive marker included.
+	if in.spool != nil {
 		ra = &randomAccess{r: spool, size: in.n}
+		in.spool = nil
+	}
+	// Read the padding after the tar too, so a compressed stream's checksum
+	// is checked; a decompression bomb past the tar's end stops here.
+	n, err := io.CopyN(io.Discard, in, maxTrailing+1)
+	switch {
+	case err != nil && err != io.EOF:
+		return nil, readError("the end of the archive", err)
+	case n > maxTrailing:
+		return nil, fmt.Errorf("%w: more than %d bytes follow the end-of-archive marker", ErrCorrupt, maxTrailing)
 	}
 
 	switch {
@@ -154,16 +164,21 @@ func (l *loader) rescanOCI(ra *randomAccess) ([]store.Entry, error) {
 // tagAll names the loaded images. If a Tag fails, the names set so far are
 // put back as they were.
 func (l *loader) tagAll(entries []store.Entry) ([]store.Entry, error) {
-	seen := map[string]bool{}
+	seen := map[string]v1.Hash{}
+	unique := entries[:0:0]
 	for _, e := range entries {
-		if e.Name == "" {
-			continue
+		if e.Name != "" {
+			if h, ok := seen[e.Name]; ok {
+				if h == e.Descriptor.Digest {
+					continue // the same name twice for the same image
+				}
+				return nil, fmt.Errorf("%w: the archive gives the name %s to two images, %s and %s", ErrCorrupt, e.Name, h, e.Descriptor.Digest)
+			}
+			seen[e.Name] = e.Descriptor.Digest
 		}
-		if seen[e.Name] {
-			return nil, fmt.Errorf("%w: the archive names two images %s", ErrCorrupt, e.Name)
-		}
-		seen[e.Name] = true
+		unique = append(unique, e)
 	}
+	entries = unique
 	before, err := l.s.List()
 	if err != nil {
 		return nil, fmt.Errorf("list names: %w", err)

@@ -66,13 +66,18 @@ func (l *loader) importDocker(ra *randomAccess, sc *scan, d tarball.Descriptor) 
 	if cfg.size > maxManifestSize {
 		return v1.Descriptor{}, fmt.Errorf("%w: config %s is %d bytes, more than the %d drove reads", ErrUnsupported, d.Config, cfg.size, maxManifestSize)
 	}
+	// go-containerregistry is given the files' own names, links resolved,
+	// so it reads exactly the files checked here (it resolves hard links
+	// differently from tar).
+	resolved := tarball.Descriptor{Config: cfg.name, RepoTags: d.RepoTags, Layers: make([]string, len(d.Layers))}
 	layerFiles := make([]fileEntry, len(d.Layers))
 	for i, p := range d.Layers {
 		if layerFiles[i], err = sc.file(p); err != nil {
 			return v1.Descriptor{}, fmt.Errorf("layer %d: %w", i+1, err)
 		}
+		resolved.Layers[i] = layerFiles[i].name
 	}
-	only, err := json.Marshal(tarball.Manifest{d})
+	only, err := json.Marshal(tarball.Manifest{resolved})
 	if err != nil {
 		return v1.Descriptor{}, fmt.Errorf("encode manifest: %w", err)
 	}

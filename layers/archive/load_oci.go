@@ -140,4 +140,3 @@ func kind(mt types.MediaType) string {
 	}
 	return string(mt)
 }
-

@@ -20,11 +20,11 @@ import (
 // ociFixture is a store with two images sharing a layer and a
 // multi-platform image.
 type ociFixture struct {
-	s                *store.Store
-	a, b, multi      v1.Descriptor
-	shared           v1.Hash
-	blobs            map[v1.Hash]bool
-	refs, wantNames  []string
+	s               *store.Store
+	a, b, multi     v1.Descriptor
+	shared          v1.Hash
+	blobs           map[v1.Hash]bool
+	refs, wantNames []string
 }
 
 func newOCIFixture(t *testing.T) ociFixture {
@@ -360,5 +360,45 @@ func TestParseFormat(t *testing.T) {
 		if (err == nil) != tc.ok || got != tc.want {
 			t.Errorf("ParseFormat(%q) = %q, %v", tc.in, got, err)
 		}
+	}
+}
+
+func TestLoadIndexFirst(t *testing.T) {
+	// index.json may come anywhere, here before the blobs it names.
+	f := newOCIFixture(t)
+	entries := readTar(t, save(t, f.s, SaveOptions{}, f.refs...))
+	last := entries[len(entries)-1]
+	reordered := append([]tarEntry{last}, entries[:len(entries)-1]...)
+	dst := newStore(t)
+	got, err := Load(context.Background(), bytes.NewReader(writeTar(t, reordered)), dst, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[2].Name != f.wantNames[2] || got[2].Descriptor.Digest != f.multi.Digest {
+		t.Fatalf("loaded %v", got)
+	}
+	if err := dst.Verify(got[2].Descriptor); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLoadSameNameTwice(t *testing.T) {
+	// Two index.json entries giving one image the same name load once.
+	f := newOCIFixture(t)
+	entries := readTar(t, save(t, f.s, SaveOptions{}, "app:v1"))
+	last := &entries[len(entries)-1]
+	var im v1.IndexManifest
+	if err := json.Unmarshal(last.body, &im); err != nil {
+		t.Fatal(err)
+	}
+	im.Manifests = append(im.Manifests, im.Manifests[0])
+	im.Manifests[1].Annotations = map[string]string{store.RefNameAnnotation: "app:v1"}
+	last.body, _ = json.Marshal(im)
+	got, err := Load(context.Background(), bytes.NewReader(writeTar(t, entries)), newStore(t), LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Name != "docker.io/library/app:v1" || got[0].Descriptor.Digest != f.a.Digest {
+		t.Fatalf("loaded %v", got)
 	}
 }

@@ -30,6 +30,7 @@ const (
 // fileEntry is a file or link of the archive, remembered for docker
 // archives, which name their files in manifest.json.
 type fileEntry struct {
+	name   string // of a regular file: its cleaned name
 	offset int64  // of the content in the tar stream
 	size   int64  // of the content
 	target string // for links: the entry they point at
@@ -46,6 +47,7 @@ type scan struct {
 
 	layout, index, dockerManifest []byte
 	files                         map[string]fileEntry
+	types                         map[string]byte // tar type of each name seen
 	entries                       int
 	end                           int64 // where the last entry's padded content ends
 	last                          string
@@ -53,7 +55,7 @@ type scan struct {
 }
 
 func newScan(l *loader, in *tarInput, m mode) *scan {
-	return &scan{l: l, in: in, mode: m, forced: m != modeUndecided, files: map[string]fileEntry{}, buf: make([]byte, 1<<20)}
+	return &scan{l: l, in: in, mode: m, forced: m != modeUndecided, files: map[string]fileEntry{}, types: map[string]byte{}, buf: make([]byte, 1<<20)}
 }
 
 // run reads the whole archive. compressed says whether the tar came out of a
@@ -123,6 +125,14 @@ func (sc *scan) entry(tr *tar.Reader, hdr *tar.Header) error {
 		return err
 	}
 	sc.last = name
+	// go-containerregistry reads the first entry of a name and drove the
+	// last, so a docker archive naming a file twice could be checked in one
+	// copy and loaded from the other. Only directories and blobs, which
+	// are checked against their names, may repeat.
+	if prev, dup := sc.types[name]; dup && !(prev == tar.TypeDir && hdr.Typeflag == tar.TypeDir) && !strings.HasPrefix(name, "blobs/") {
+		return fmt.Errorf("%w: two entries named %s", ErrCorrupt, name)
+	}
+	sc.types[name] = hdr.Typeflag
 	for k := range hdr.PAXRecords {
 		if strings.HasPrefix(k, "GNU.sparse.") {
 			return fmt.Errorf("%w: %s is a sparse file", ErrUnsupported, name)
@@ -145,7 +155,7 @@ func (sc *scan) entry(tr *tar.Reader, hdr *tar.Header) error {
 	default:
 		return fmt.Errorf("%w: %s has tar type %q, which image archives do not hold", ErrUnsupported, name, hdr.Typeflag)
 	}
-	sc.files[name] = fileEntry{offset: sc.in.n, size: hdr.Size}
+	sc.files[name] = fileEntry{name: name, offset: sc.in.n, size: hdr.Size}
 
 	switch {
 	case name == "oci-layout":

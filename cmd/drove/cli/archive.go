@@ -126,6 +126,14 @@ func runLoad(ctx context.Context, g *Globals, input string) error {
 		return err
 	}
 	for _, e := range entries {
+		if e.Name == "" {
+			// An archive entry without a name would be unreachable (and
+			// pruned): give it one the user can see and retag.
+			e.Name = "localhost/loaded:" + e.Descriptor.Digest.Hex[:12]
+			if err := s.Tag(e.Name, e.Descriptor); err != nil {
+				return err
+			}
+		}
 		fmt.Fprintf(g.Out, "Loaded image: %s (%s)\n", store.FamiliarName(e.Name), e.Descriptor.Digest)
 	}
 	return nil
