@@ -27,21 +27,21 @@ const MaxFrame = 1 << 20
 type MessageType uint8
 
 const (
-	_                  MessageType = iota
-	TypeStepDispatch               // leader → agent: run a step
-	TypeStepResult                 // agent → leader: what a step did
-	TypePlanSubmit                 // CLI → coordinator: run a plan
-	TypePlanSubmitted              // coordinator → CLI: the plan's ID
-	TypeStatusRequest              // CLI → coordinator
-	TypeStatus                     // coordinator → CLI
-	TypePlanListRequest            // CLI → coordinator
-	TypePlanList                   // coordinator → CLI
-	TypePlanGetRequest             // CLI → coordinator
-	TypePlanDetail                 // coordinator → CLI
-	TypeRetryRequest               // CLI → coordinator: re-run failed steps
-	TypeAck                        // generic success reply
-	TypeError                      // any reply that failed
-	TypeNodeHello                  // agent → coordinator: I am up, here are my facts
+	_                   MessageType = iota
+	TypeStepDispatch                // leader → agent: run a step
+	TypeStepResult                  // agent → leader: what a step did
+	TypePlanSubmit                  // CLI → coordinator: run a plan
+	TypePlanSubmitted               // coordinator → CLI: the plan's ID
+	TypeStatusRequest               // CLI → coordinator
+	TypeStatus                      // coordinator → CLI
+	TypePlanListRequest             // CLI → coordinator
+	TypePlanList                    // coordinator → CLI
+	TypePlanGetRequest              // CLI → coordinator
+	TypePlanDetail                  // coordinator → CLI
+	TypeRetryRequest                // CLI → coordinator: re-run failed steps
+	TypeAck                         // generic success reply
+	TypeError                       // any reply that failed
+	TypeNodeHello                   // agent → coordinator: I am up, here are my facts
 )
 
 var typeNames = map[MessageType]string{

@@ -33,7 +33,7 @@ func mustRun(t *testing.T, dataDir string, args ...string) string {
 }
 
 // writeContext makes a small build context with a Kubefile.
-func writeContext(t *testing.T, kubefile string, files map[string]string) string {
+func writeBuildContext(t *testing.T, kubefile string, files map[string]string) string {
 	t.Helper()
 	dir := t.TempDir()
 	files["Kubefile"] = kubefile
@@ -96,7 +96,7 @@ func TestBuildFlagsToOptions(t *testing.T) {
 
 func TestImagesTagRmi(t *testing.T) {
 	d := t.TempDir()
-	ctxDir := writeContext(t, "FROM scratch\nCOPY a.txt etc/\nCMDS [\"echo hi\"]\n", map[string]string{"a.txt": "hello"})
+	ctxDir := writeBuildContext(t, "FROM scratch\nCOPY a.txt etc/\nCMDS [\"echo hi\"]\n", map[string]string{"a.txt": "hello"})
 	digest := strings.TrimSpace(mustRun(t, d, "build", "-t", "demo:v1", ctxDir))
 	if !strings.HasPrefix(digest, "sha256:") {
 		t.Fatalf("build printed %q", digest)

@@ -20,7 +20,7 @@ func TestRegistryRoundTrip(t *testing.T) {
 	auth := filepath.Join(t.TempDir(), "config.json")
 	src, dst := t.TempDir(), t.TempDir()
 
-	ctxDir := writeContext(t, "FROM scratch\nCOPY bin bin\nCOPY ${ARCH}/x x\nLAUNCH [\"app\"]\nAPP app local://app.yaml\n",
+	ctxDir := writeBuildContext(t, "FROM scratch\nCOPY bin bin\nCOPY ${ARCH}/x x\nLAUNCH [\"app\"]\nAPP app local://app.yaml\n",
 		map[string]string{"bin/kubeadm": "#!/bin/sh\n", "amd64/x": "amd", "arm64/x": "arm", "app.yaml": "kind: Namespace\n"})
 	// LAUNCH must be last: fix the Kubefile and check the error first.
 	r := runCLI(t, src, "", "build", "-t", "bad:v1", ctxDir)
@@ -69,7 +69,7 @@ func TestRegistryRoundTrip(t *testing.T) {
 	// FROM an image that is only in the registry: the build pulls it (the
 	// platform it needs), keeps it in the store, and layers on top.
 	child := t.TempDir()
-	childCtx := writeContext(t, "FROM "+ref+"\nCOPY extra etc/extra\n", map[string]string{"extra": "x"})
+	childCtx := writeBuildContext(t, "FROM "+ref+"\nCOPY extra etc/extra\n", map[string]string{"extra": "x"})
 	mustRun(t, child, "build", "--authfile", auth, "-t", "child:v1", childCtx)
 	cs, _ := store.Open(filepath.Join(child, "store"))
 	ce := entry(t, child, "child:v1")

@@ -134,6 +134,13 @@ machines through any OCI registry (push/pull) or an archive (save/load).`,
 		newSaveCmd(g),
 		newLoadCmd(g),
 		newBenchCmd(g),
+		newAgentCmd(g),
+		newStatusCmd(g),
+		newExecCmd(g),
+		newPlanCmd(g),
+		newRetryCmd(g),
+		newTokenCmd(g),
+		newLabCmd(g),
 	)
 	return root
 }

@@ -1,0 +1,238 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/drove-project/drove/internal/clusterauth"
+	"github.com/drove-project/drove/internal/version"
+	"github.com/drove-project/drove/protocol"
+)
+
+// Config configures an agent.
+type Config struct {
+	DataDir       string
+	Name          string // node ID on first start; default host name + suffix
+	BindAddr      string // address gossip binds to
+	AdvertiseAddr string // address others reach this node at; default BindAddr
+	GossipPort    int    // default 7946; 0 in tests picks one
+	Join          []string
+	Roles         []string
+	Labels        map[string]string
+	Token         string
+	// Coordinator marks a node that also hosts a coordinator; its NATS
+	// client port and raft port are advertised in gossip.
+	Coordinator bool
+	NATSPort    int
+	RaftPort    int
+	RoutePort   int
+	Fast        bool // short gossip timers for a lab on one machine
+	Log         *slog.Logger
+}
+
+// Agent is the node daemon: gossip membership, a NATS connection to the
+// coordinators, and the step executor.
+type Agent struct {
+	cfg    Config
+	id     string
+	log    *slog.Logger
+	facts  Facts
+	gossip *Gossip
+	exec   *Executor
+
+	mu sync.Mutex
+	nc *nats.Conn
+}
+
+// New prepares an agent: its identity, facts, gossip (not yet joined) and
+// executor journal.
+func New(cfg Config) (*Agent, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if _, err := clusterauth.CheckToken(cfg.Token); err != nil {
+		return nil, err
+	}
+	id, err := loadNodeID(cfg.DataDir, cfg.Name)
+	if err != nil {
+		return nil, err
+	}
+	a := &Agent{cfg: cfg, id: id, log: cfg.Log.With("node", id), facts: GatherFacts()}
+	if cfg.AdvertiseAddr == "" {
+		a.cfg.AdvertiseAddr = cfg.BindAddr
+	}
+	a.log.Info("agent starting", "hostname", a.facts.Hostname, "os", a.facts.OS, "arch", a.facts.Arch,
+		"cpus", a.facts.CPUs, "memoryMiB", a.facts.MemoryMiB, "roles", cfg.Roles)
+	a.exec, err = OpenExecutor(filepath.Join(cfg.DataDir, "journal.db"), id, Builtins(), a.log)
+	if err != nil {
+		return nil, err
+	}
+	a.gossip, err = NewGossip(GossipConfig{
+		NodeID: id, BindAddr: cfg.BindAddr, BindPort: cfg.GossipPort,
+		AdvertiseAddr: a.cfg.AdvertiseAddr, Token: cfg.Token, Fast: cfg.Fast, Meta: a.member(),
+	}, a.log)
+	if err != nil {
+		a.exec.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// ID is the node's stable ID.
+func (a *Agent) ID() string { return a.id }
+
+// Gossip is the agent's membership view (coordinators read it).
+func (a *Agent) Gossip() *Gossip { return a.gossip }
+
+// Facts are what the agent learned about its machine at start.
+func (a *Agent) Facts() Facts { return a.facts }
+
+func (a *Agent) member() protocol.Member {
+	return protocol.Member{
+		ID: a.id, Name: a.cfg.Name, Address: a.cfg.AdvertiseAddr, Roles: a.cfg.Roles, Labels: a.cfg.Labels,
+		Arch: a.facts.Arch, OS: a.facts.OS, Version: version.String(), State: "alive",
+		Coord: a.cfg.Coordinator, NATSPort: a.cfg.NATSPort, RaftPort: a.cfg.RaftPort, RoutePort: a.cfg.RoutePort,
+	}
+}
+
+// Run joins the cluster, connects to the coordinators and serves steps
+// until ctx ends; then it leaves gossip gracefully and closes everything.
+func (a *Agent) Run(ctx context.Context) error {
+	defer a.exec.Close()
+	defer a.gossip.Shutdown()
+	if len(a.cfg.Join) > 0 {
+		go func() {
+			n, err := a.gossip.Join(ctx, a.cfg.Join)
+			if err != nil && ctx.Err() == nil {
+				a.log.Error("join cluster", "seeds", a.cfg.Join, "err", err)
+				return
+			}
+			a.log.Info("joined cluster", "contacted", n)
+		}()
+	}
+	nc, err := a.connect(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return a.leave()
+		}
+		return err
+	}
+	defer nc.Close()
+	sub, err := nc.Subscribe(protocol.NodeStepSubject(a.id), func(m *nats.Msg) { go a.handleStep(ctx, m) })
+	if err != nil {
+		return fmt.Errorf("subscribe to steps: %w", err)
+	}
+	defer sub.Unsubscribe()
+	if err := nc.Flush(); err != nil {
+		return fmt.Errorf("subscribe to steps: %w", err)
+	}
+	a.log.Info("ready for steps", "subject", protocol.NodeStepSubject(a.id))
+	<-ctx.Done()
+	return a.leave()
+}
+
+func (a *Agent) leave() error {
+	if err := a.gossip.Leave(2 * time.Second); err != nil {
+		a.log.Warn("leave cluster", "err", err)
+	}
+	return nil
+}
+
+// connect waits until gossip knows a coordinator's NATS endpoint and
+// connects with the agent credentials. The client then follows the NATS
+// cluster by itself (servers announce each other), reconnecting forever.
+func (a *Agent) connect(ctx context.Context) (*nats.Conn, error) {
+	user, pass := clusterauth.NATSAgent(a.cfg.Token)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var lastErr error
+	for {
+		if urls := a.coordinatorURLs(); len(urls) > 0 {
+			nc, err := nats.Connect(joinURLs(urls),
+				nats.Name("drove-agent "+a.id),
+				nats.UserInfo(user, pass),
+				nats.MaxReconnects(-1),
+				nats.ReconnectWait(200*time.Millisecond),
+				nats.PingInterval(5*time.Second),
+				nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+					if err != nil {
+						a.log.Warn("lost connection to coordinators", "err", err)
+					}
+				}),
+				nats.ReconnectHandler(func(c *nats.Conn) { a.log.Info("reconnected to coordinators", "server", c.ConnectedUrlRedacted()) }),
+				nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { a.log.Warn("nats", "err", err) }),
+			)
+			if err == nil {
+				a.mu.Lock()
+				a.nc = nc
+				a.mu.Unlock()
+				a.log.Info("connected to coordinators", "server", nc.ConnectedUrlRedacted())
+				return nc, nil
+			}
+			if errors.Is(err, nats.ErrAuthorization) {
+				a.log.Error("coordinators refused the agent's credentials: wrong cluster token?", "err", err)
+			}
+			lastErr = err
+		}
+		select {
+		case <-ctx.Done():
+			if lastErr == nil {
+				lastErr = ctx.Err()
+			}
+			return nil, fmt.Errorf("connect to coordinators: %w", lastErr)
+		case <-tick.C:
+		}
+	}
+}
+
+func (a *Agent) coordinatorURLs() []string {
+	var urls []string
+	for _, m := range a.gossip.Members() {
+		if m.Coord && m.NATSPort > 0 && m.State == "alive" {
+			urls = append(urls, "nats://"+m.Address+":"+strconv.Itoa(m.NATSPort))
+		}
+	}
+	sort.Strings(urls)
+	return urls
+}
+
+func joinURLs(urls []string) string {
+	s := ""
+	for i, u := range urls {
+		if i > 0 {
+			s += ","
+		}
+		s += u
+	}
+	return s
+}
+
+// handleStep runs one dispatch and replies with its result. Only
+// coordinators may publish on a node's step subject (NATS permissions), and
+// the executor fences stale leaders by term.
+func (a *Agent) handleStep(ctx context.Context, m *nats.Msg) {
+	var d protocol.StepDispatch
+	var reply protocol.Message
+	if err := protocol.DecodeAs(m.Data, &d); err != nil {
+		reply = protocol.Errorf(protocol.CodeBadRequest, "%v", err)
+	} else {
+		reply = a.exec.Handle(ctx, &d)
+	}
+	b, err := protocol.Encode(reply)
+	if err != nil {
+		a.log.Error("encode step result", "err", err)
+		return
+	}
+	if err := m.Respond(b); err != nil {
+		a.log.Warn("reply to step", "step", d.StepID, "err", err)
+	}
+}

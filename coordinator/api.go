@@ -1,0 +1,146 @@
+package coordinator
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/drove-project/drove/protocol"
+)
+
+// serveAPI answers CLI requests on protocol.APISubject (queue group: one
+// coordinator takes each) and forwarded requests on its own subject.
+// Requests that change or must read the latest state go to the leader.
+func (c *Coordinator) serveAPI() error {
+	for _, sub := range []struct{ subject, queue string }{
+		{protocol.APISubject, protocol.APIQueue},
+		{protocol.CoordinatorSubject(c.cfg.NodeID), ""},
+	} {
+		s, err := c.cfg.NATS.QueueSubscribe(sub.subject, sub.queue, c.handleAPI)
+		if err != nil {
+			return fmt.Errorf("subscribe %s: %w", sub.subject, err)
+		}
+		c.subs = append(c.subs, s)
+	}
+	return c.cfg.NATS.Flush()
+}
+
+const apiTimeout = 30 * time.Second
+
+func (c *Coordinator) handleAPI(msg *nats.Msg) {
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+	defer cancel()
+	reply := c.answer(ctx, msg)
+	b, err := protocol.Encode(reply)
+	if err != nil {
+		b, _ = protocol.Encode(protocol.Errorf(protocol.CodeInternal, "encode reply: %v", err))
+	}
+	if err := msg.Respond(b); err != nil {
+		c.log.Debug("reply to API request", "err", err)
+	}
+}
+
+func (c *Coordinator) answer(ctx context.Context, msg *nats.Msg) protocol.Message {
+	req, err := protocol.Decode(msg.Data)
+	if err != nil {
+		return protocol.Errorf(protocol.CodeBadRequest, "%v", err)
+	}
+	if _, ok := req.(*protocol.StatusRequest); ok {
+		return c.status()
+	}
+	if !c.IsLeader() {
+		return c.forward(ctx, msg.Data)
+	}
+	switch r := req.(type) {
+	case *protocol.PlanSubmit:
+		return c.submit(ctx, r)
+	case *protocol.PlanListRequest:
+		return &protocol.PlanList{Plans: c.fsm.Plans()}
+	case *protocol.PlanGetRequest:
+		d, ok := c.fsm.PlanDetail(r.PlanID)
+		if !ok {
+			return protocol.Errorf(protocol.CodeNotFound, "no plan %q", r.PlanID)
+		}
+		return d
+	case *protocol.RetryRequest:
+		if _, err := c.apply(ctx, CmdRetrySteps, &RetrySteps{PlanID: r.PlanID, StepID: r.StepID, Now: time.Now().UnixMilli()}); err != nil {
+			return asProtocolError(err)
+		}
+		c.wakeDispatcher()
+		return &protocol.Ack{}
+	}
+	return protocol.Errorf(protocol.CodeBadRequest, "%s is not an API request", req.Type())
+}
+
+// forward passes a request to the leader's own subject.
+func (c *Coordinator) forward(ctx context.Context, data []byte) protocol.Message {
+	leader := c.Leader()
+	if leader == "" {
+		return protocol.Errorf(protocol.CodeNoLeader, "no raft leader right now; try again shortly")
+	}
+	if leader == c.cfg.NodeID {
+		return protocol.Errorf(protocol.CodeNotLeader, "leadership is changing; try again")
+	}
+	resp, err := c.cfg.NATS.RequestWithContext(ctx, protocol.CoordinatorSubject(leader), data)
+	if err != nil {
+		return protocol.Errorf(protocol.CodeNoLeader, "forward to leader %s: %v", leader, err)
+	}
+	m, err := protocol.Decode(resp.Data)
+	if err != nil {
+		return protocol.Errorf(protocol.CodeInternal, "leader's reply: %v", err)
+	}
+	return m
+}
+
+func (c *Coordinator) submit(ctx context.Context, r *protocol.PlanSubmit) protocol.Message {
+	// Resolve selectors against every node gossip sees alive now, not only
+	// those the periodic reconcile has registered so far.
+	c.reconcileNodes(ctx)
+	id := newPlanID(time.Now())
+	if _, err := c.apply(ctx, CmdSubmitPlan, &SubmitPlan{PlanID: id, Spec: r.Plan, Now: time.Now().UnixMilli()}); err != nil {
+		return asProtocolError(err)
+	}
+	c.wakeDispatcher()
+	return &protocol.PlanSubmitted{PlanID: id}
+}
+
+// newPlanID makes a sortable, unique plan ID such as
+// "20261204-204512-3fa9c2".
+func newPlanID(t time.Time) string {
+	var b [3]byte
+	rand.Read(b[:])
+	return t.UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
+}
+
+func (c *Coordinator) status() *protocol.Status {
+	st := &protocol.Status{
+		Members: c.cfg.Members.Members(),
+		Leader:  c.Leader(),
+		Voters:  c.Voters(),
+		Term:    c.raft.CurrentTerm(),
+		Plans:   c.fsm.Plans(),
+	}
+	return st
+}
+
+func (c *Coordinator) wakeDispatcher() {
+	c.mu.Lock()
+	d := c.dispatch
+	c.mu.Unlock()
+	if d != nil {
+		d.wakeUp()
+	}
+}
+
+func asProtocolError(err error) *protocol.Error {
+	var pe *protocol.Error
+	if errors.As(err, &pe) {
+		return pe
+	}
+	return protocol.Errorf(protocol.CodeBadRequest, "%v", err)
+}

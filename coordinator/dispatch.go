@@ -1,0 +1,296 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/drove-project/drove/protocol"
+)
+
+// dispatcher is the leader's step engine for one term. Each round it asks
+// the scheduler what may run, records "dispatched" in raft BEFORE sending
+// (invariant 3), sends each StepDispatch as a NATS request to the node, and
+// commits the replies in batches. Losing leadership cancels its context;
+// the next leader re-sends whatever is still dispatched, and agents answer
+// repeats from their journals, so nothing runs twice.
+type dispatcher struct {
+	c    *Coordinator
+	term uint64
+	log  *slog.Logger
+
+	mu       sync.Mutex
+	inFlight map[string]bool      // step IDs awaiting a reply
+	retryAt  map[string]time.Time // dispatched steps to re-send (no reply, agent away)
+
+	results chan protocol.StepResult
+	wake    chan struct{}
+}
+
+// Timing of the dispatcher. A step without its own timeout waits for its
+// reply up to defaultStepWait; sends that find no agent are retried every
+// resendEvery until the agent comes back or gossip declares it dead.
+const (
+	defaultStepWait = 30 * time.Minute
+	replyGrace      = 10 * time.Second
+	resendEvery     = 500 * time.Millisecond
+	maxBatch        = 512
+)
+
+func newDispatcher(c *Coordinator, term uint64) *dispatcher {
+	return &dispatcher{
+		c: c, term: term, log: c.log.With("term", term),
+		inFlight: map[string]bool{}, retryAt: map[string]time.Time{},
+		results: make(chan protocol.StepResult, 4096), wake: make(chan struct{}, 1),
+	}
+}
+
+func (d *dispatcher) wakeUp() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (d *dispatcher) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.commitLoop(ctx)
+	}()
+	tick := time.NewTicker(d.interval())
+	defer tick.Stop()
+	for {
+		d.round(ctx)
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return
+		case <-tick.C:
+		case <-d.wake:
+		}
+	}
+}
+
+func (d *dispatcher) interval() time.Duration {
+	if d.c.cfg.Fast {
+		return 20 * time.Millisecond
+	}
+	return 100 * time.Millisecond
+}
+
+// round schedules and sends whatever may run now.
+func (d *dispatcher) round(ctx context.Context) {
+	st := d.c.fsm.StateCopy()
+	now := time.Now()
+	d.mu.Lock()
+	inFlight := make(map[string]bool, len(d.inFlight))
+	for k := range d.inFlight {
+		inFlight[k] = true
+	}
+	d.mu.Unlock()
+	next, unreachable := NextDispatches(st, now.UnixMilli(), inFlight, d.nodeDown)
+	for _, r := range unreachable {
+		d.fail(r)
+	}
+	// New attempts: record them in raft first, then send.
+	if len(next) > 0 {
+		entries := make([]DispatchEntry, 0, len(next))
+		for _, n := range next {
+			entries = append(entries, DispatchEntry{StepID: n.StepID, Attempt: n.Attempt, Term: d.term})
+		}
+		if _, err := d.c.apply(ctx, CmdMarkDispatched, &MarkDispatched{Entries: entries, Now: now.UnixMilli()}); err != nil {
+			d.log.Warn("record dispatch", "err", err)
+			return
+		}
+		st = d.c.fsm.StateCopy()
+		for _, n := range next {
+			d.send(ctx, st, n.PlanID, n.StepID, n.Attempt)
+		}
+	}
+	// Steps recorded as dispatched but not awaiting a reply from us: sent by
+	// a previous leader, or our send found no agent. Re-send the same attempt.
+	for _, p := range st.OrderedPlans() {
+		for _, ph := range p.Phases {
+			for _, step := range ph.Steps {
+				for _, ns := range step.Runs {
+					if ns.State != protocol.StateDispatched || inFlight[ns.StepID] {
+						continue
+					}
+					d.mu.Lock()
+					at, waiting := d.retryAt[ns.StepID]
+					d.mu.Unlock()
+					if waiting && now.Before(at) {
+						continue
+					}
+					if d.nodeDown(ns.Node) {
+						d.fail(unreachableResult(ns))
+						continue
+					}
+					d.send(ctx, st, p.ID, ns.StepID, ns.Attempt)
+				}
+			}
+		}
+	}
+}
+
+// fail queues a result the leader itself decided (node unreachable, a
+// template that does not render), once: the step counts as in flight until
+// the result is committed.
+func (d *dispatcher) fail(r protocol.StepResult) {
+	d.mu.Lock()
+	d.inFlight[r.StepID] = true
+	d.mu.Unlock()
+	d.results <- r
+}
+
+func unreachableResult(ns *NodeStep) protocol.StepResult {
+	return protocol.StepResult{StepID: ns.StepID, Node: ns.Node, Attempt: ns.Attempt, State: protocol.StateFailed,
+		ExitCode: -1, Code: protocol.CodeNodeUnreachable, Error: "node unreachable: gossip reports " + ns.Node + " failed"}
+}
+
+// nodeDown reports whether gossip has declared the node dead or gone.
+func (d *dispatcher) nodeDown(node string) bool {
+	for _, m := range d.c.cfg.Members.Members() {
+		if m.ID == node {
+			return m.State == "dead" || m.State == "left"
+		}
+	}
+	return false // not (yet) in our gossip view: do not fail it
+}
+
+// send renders and sends one step; the reply arrives on d.results.
+func (d *dispatcher) send(ctx context.Context, st *State, planID, stepID string, attempt int) {
+	p, ok := st.Plans[planID]
+	if !ok {
+		return
+	}
+	ns, step, err := p.NodeStep(stepID)
+	if err != nil {
+		return
+	}
+	action, err := Render(p, *ns, step.Spec.Action)
+	if err != nil {
+		d.fail(protocol.StepResult{StepID: stepID, Node: ns.Node, Attempt: attempt, State: protocol.StateFailed,
+			ExitCode: -1, Code: protocol.CodeBadRequest, Error: "render step: " + err.Error()})
+		return
+	}
+	msg := &protocol.StepDispatch{StepID: stepID, PlanID: planID, Node: ns.Node, Action: action,
+		TimeoutMs: step.Spec.TimeoutMs, Idempotent: step.Spec.Idempotent, Attempt: attempt,
+		Term: d.term, Leader: d.c.cfg.NodeID}
+	b, err := protocol.Encode(msg)
+	if err != nil {
+		d.log.Error("encode dispatch", "step", stepID, "err", err)
+		return
+	}
+	wait := defaultStepWait
+	if step.Spec.TimeoutMs > 0 {
+		wait = time.Duration(step.Spec.TimeoutMs)*time.Millisecond + replyGrace
+	}
+	d.mu.Lock()
+	d.inFlight[stepID] = true
+	delete(d.retryAt, stepID)
+	d.mu.Unlock()
+	go func() {
+		rctx, cancel := context.WithTimeout(ctx, wait)
+		defer cancel()
+		resp, err := d.c.cfg.NATS.RequestWithContext(rctx, protocol.NodeStepSubject(ns.Node), b)
+		if err != nil {
+			if ctx.Err() == nil {
+				level := slog.LevelDebug
+				if !errors.Is(err, nats.ErrNoResponders) {
+					level = slog.LevelWarn
+				}
+				d.log.Log(ctx, level, "step not answered; will re-send", "step", stepID, "node", ns.Node, "err", err)
+			}
+			d.mu.Lock()
+			delete(d.inFlight, stepID)
+			d.retryAt[stepID] = time.Now().Add(resendEvery)
+			d.mu.Unlock()
+			return
+		}
+		var res protocol.StepResult
+		if err := protocol.DecodeAs(resp.Data, &res); err != nil {
+			var pe *protocol.Error
+			if errors.As(err, &pe) && pe.Code == protocol.CodeStaleTerm {
+				d.log.Warn("agent saw a newer term: this leader is stale", "node", ns.Node)
+			} else {
+				d.log.Warn("bad step reply", "step", stepID, "err", err)
+			}
+			d.mu.Lock()
+			delete(d.inFlight, stepID)
+			d.retryAt[stepID] = time.Now().Add(resendEvery)
+			d.mu.Unlock()
+			return
+		}
+		if res.State == protocol.StateRejected {
+			d.log.Warn("agent rejected step", "step", stepID, "code", res.Code, "err", res.Error)
+			d.mu.Lock()
+			delete(d.inFlight, stepID)
+			d.retryAt[stepID] = time.Now().Add(resendEvery)
+			d.mu.Unlock()
+			return
+		}
+		select {
+		case d.results <- res:
+		case <-ctx.Done():
+		}
+	}()
+}
+
+// commitLoop commits results in batches: whatever has arrived when the
+// previous commit finishes goes into the next entry.
+func (d *dispatcher) commitLoop(ctx context.Context) {
+	for {
+		var batch []protocol.StepResult
+		select {
+		case <-ctx.Done():
+			return
+		case r := <-d.results:
+			batch = append(batch, r)
+		}
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case r := <-d.results:
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		_, err := d.c.apply(ctx, CmdRecordResults, &RecordResults{Results: batch, Term: d.term, Now: time.Now().UnixMilli()})
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			d.log.Warn("commit step results", "results", len(batch), "err", err)
+			// Put them back for the next try unless leadership is gone.
+			go func(b []protocol.StepResult) {
+				for _, r := range b {
+					select {
+					case d.results <- r:
+					case <-ctx.Done():
+						return
+					}
+				}
+			}(batch)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
+		d.mu.Lock()
+		for _, r := range batch {
+			delete(d.inFlight, r.StepID)
+		}
+		d.mu.Unlock()
+		d.wakeUp()
+	}
+}

@@ -1,0 +1,351 @@
+// Package lab runs a cluster of drove agents as separate processes on this
+// machine: each on its own loopback address (127.0.0.x) with its own data
+// directory. `drove lab` and the multi-node tests use it alike.
+package lab
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/drove-project/drove/internal/atomicfile"
+	"github.com/drove-project/drove/internal/clusterauth"
+	"github.com/drove-project/drove/protocol"
+)
+
+// Options describe a lab.
+type Options struct {
+	Dir     string // lab state: token, lab.json, one directory per node
+	Binary  string // the drove binary to run
+	Masters int    // coordinators
+	Nodes   int    // plain agents
+	// FirstIP is the last octet of the first node's 127.0.0.x address.
+	FirstIP int
+	// ExtraArgs are added to every agent's command line.
+	ExtraArgs []string
+}
+
+// Node is one agent process of the lab.
+type Node struct {
+	Name    string   `json:"name"`
+	Addr    string   `json:"addr"`
+	Master  bool     `json:"master"`
+	PID     int      `json:"pid"`
+	Args    []string `json:"args"`
+	DataDir string   `json:"dataDir"`
+	Log     string   `json:"log"`
+}
+
+// Lab is a running (or described) lab; its state lives in Dir/lab.json.
+type Lab struct {
+	Dir    string  `json:"dir"`
+	Binary string  `json:"binary"`
+	Token  string  `json:"token"`
+	Nodes  []*Node `json:"nodes"`
+}
+
+// Ports every lab node uses on its own address.
+const (
+	GossipPort = 7946
+	NATSPort   = 4222
+	RoutePort  = 6222
+	RaftPort   = 7947
+)
+
+// Up starts the lab's processes and returns once each has been launched
+// (use WaitReady to wait for a leader and live members).
+func Up(o Options) (*Lab, error) {
+	if o.Masters < 1 {
+		return nil, errors.New("a lab needs at least one master")
+	}
+	if o.FirstIP == 0 {
+		o.FirstIP = 11
+	}
+	if o.FirstIP+o.Masters+o.Nodes > 254 {
+		return nil, errors.New("too many nodes for 127.0.0.x")
+	}
+	dir, err := filepath.Abs(o.Dir)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(dir, "lab.json")); err == nil {
+		return nil, fmt.Errorf("a lab already runs in %s: `drove lab down` first", dir)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	token, err := clusterauth.GenerateToken()
+	if err != nil {
+		return nil, err
+	}
+	tokenFile := filepath.Join(dir, "token")
+	if err := atomicfile.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	l := &Lab{Dir: dir, Binary: o.Binary, Token: token}
+	seed := fmt.Sprintf("127.0.0.%d", o.FirstIP)
+	for i := 0; i < o.Masters+o.Nodes; i++ {
+		n := &Node{Addr: fmt.Sprintf("127.0.0.%d", o.FirstIP+i), Master: i < o.Masters}
+		role := "node"
+		if n.Master {
+			n.Name, role = fmt.Sprintf("m%d", i+1), "master"
+		} else {
+			n.Name = fmt.Sprintf("n%d", i-o.Masters+1)
+		}
+		n.DataDir = filepath.Join(dir, n.Name)
+		n.Log = filepath.Join(n.DataDir, "agent.log")
+		n.Args = []string{"--data-dir", n.DataDir, "agent", "--name", n.Name, "--bind", n.Addr, "--roles", role,
+			"--token-file", tokenFile, "--join", seed, "--fast",
+			"--gossip-port", strconv.Itoa(GossipPort), "--nats-port", strconv.Itoa(NATSPort),
+			"--route-port", strconv.Itoa(RoutePort), "--raft-port", strconv.Itoa(RaftPort)}
+		if n.Master {
+			n.Args = append(n.Args, "--bootstrap-expect", strconv.Itoa(o.Masters))
+		}
+		n.Args = append(n.Args, o.ExtraArgs...)
+		l.Nodes = append(l.Nodes, n)
+	}
+	for _, n := range l.Nodes {
+		if err := l.start(n); err != nil {
+			l.Down()
+			return nil, err
+		}
+	}
+	return l, l.save()
+}
+
+// Load reads a lab's state from dir.
+func Load(dir string) (*Lab, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "lab.json"))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("no lab in %s", dir)
+		}
+		return nil, err
+	}
+	var l Lab
+	if err := json.Unmarshal(b, &l); err != nil {
+		return nil, fmt.Errorf("read %s/lab.json: %w", dir, err)
+	}
+	return &l, nil
+}
+
+func (l *Lab) save() error {
+	b, err := json.MarshalIndent(l, "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(filepath.Join(l.Dir, "lab.json"), b, 0o600)
+}
+
+// Node finds a node by name.
+func (l *Lab) Node(name string) (*Node, error) {
+	for _, n := range l.Nodes {
+		if n.Name == name {
+			return n, nil
+		}
+	}
+	return nil, fmt.Errorf("no node %q in the lab", name)
+}
+
+// start launches a node's agent in its own session, logging to its log file.
+func (l *Lab) start(n *Node) error {
+	if err := os.MkdirAll(n.DataDir, 0o700); err != nil {
+		return err
+	}
+	logf, err := os.OpenFile(n.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.Command(l.Binary, n.Args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", n.Name, err)
+	}
+	n.PID = cmd.Process.Pid
+	go cmd.Wait() // reap it if we are still around when it exits
+	return nil
+}
+
+// alive reports whether n's recorded PID is still this lab's agent (a PID
+// may have been reused by something else).
+func (n *Node) alive() bool {
+	if n.PID <= 0 {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", n.PID))
+	if err != nil {
+		return false
+	}
+	if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", n.PID)); err == nil {
+		if f := strings.Fields(string(st)); len(f) > 2 && f[2] == "Z" {
+			return false
+		}
+	}
+	return strings.Contains(string(b), n.DataDir)
+}
+
+// Kill stops a node with SIGKILL (a crash).
+func (l *Lab) Kill(name string) error {
+	n, err := l.Node(name)
+	if err != nil {
+		return err
+	}
+	if !n.alive() {
+		return fmt.Errorf("%s is not running", name)
+	}
+	syscall.Kill(n.PID, syscall.SIGKILL)
+	waitGone(n, 5*time.Second)
+	return nil
+}
+
+// Stop stops a node gracefully (SIGTERM: it leaves gossip).
+func (l *Lab) Stop(name string) error {
+	n, err := l.Node(name)
+	if err != nil {
+		return err
+	}
+	return stop(n)
+}
+
+func stop(n *Node) error {
+	if !n.alive() {
+		return nil
+	}
+	syscall.Kill(n.PID, syscall.SIGTERM)
+	if !waitGone(n, 10*time.Second) {
+		syscall.Kill(n.PID, syscall.SIGKILL)
+		waitGone(n, 5*time.Second)
+	}
+	return nil
+}
+
+func waitGone(n *Node, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if !n.alive() {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond) // polling a process we do not own
+	}
+	return !n.alive()
+}
+
+// Start restarts a stopped node with the same command line.
+func (l *Lab) Start(name string) error {
+	n, err := l.Node(name)
+	if err != nil {
+		return err
+	}
+	if n.alive() {
+		return fmt.Errorf("%s is already running", name)
+	}
+	if err := l.start(n); err != nil {
+		return err
+	}
+	return l.save()
+}
+
+// Down stops exactly the processes the lab started (by PID) and removes
+// its state file. Node directories stay for inspection.
+func (l *Lab) Down() error {
+	for _, n := range l.Nodes {
+		stop(n)
+	}
+	err := os.Remove(filepath.Join(l.Dir, "lab.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// Servers are the masters' NATS URLs.
+func (l *Lab) Servers() []string {
+	var out []string
+	for _, n := range l.Nodes {
+		if n.Master {
+			out = append(out, fmt.Sprintf("nats://%s:%d", n.Addr, NATSPort))
+		}
+	}
+	return out
+}
+
+// Connect opens a client connection to the lab's coordinators.
+func (l *Lab) Connect() (*nats.Conn, error) {
+	user, pass := clusterauth.NATSAgent(l.Token)
+	return nats.Connect(strings.Join(l.Servers(), ","), nats.UserInfo(user, pass), nats.Name("drove-lab"),
+		nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.RetryOnFailedConnect(true))
+}
+
+// Status asks the coordinators for the cluster's status.
+func Status(ctx context.Context, nc *nats.Conn) (*protocol.Status, error) {
+	b, _ := protocol.Encode(&protocol.StatusRequest{})
+	resp, err := nc.RequestWithContext(ctx, protocol.APISubject, b)
+	if err != nil {
+		return nil, err
+	}
+	var st protocol.Status
+	if err := protocol.DecodeAs(resp.Data, &st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// WaitReady polls until a leader exists and every running node is an alive
+// member, or ctx ends.
+func (l *Lab) WaitReady(ctx context.Context) (*protocol.Status, error) {
+	nc, err := l.Connect()
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	var last error
+	for {
+		rctx, cancel := context.WithTimeout(ctx, time.Second)
+		st, err := Status(rctx, nc)
+		cancel()
+		if err == nil {
+			if ok, why := l.ready(st); ok {
+				return st, nil
+			} else {
+				last = errors.New(why)
+			}
+		} else {
+			last = err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("lab not ready: %v", last)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (l *Lab) ready(st *protocol.Status) (bool, string) {
+	if st.Leader == "" {
+		return false, "no leader yet"
+	}
+	alive := map[string]bool{}
+	for _, m := range st.Members {
+		if m.State == "alive" {
+			alive[m.ID] = true
+		}
+	}
+	for _, n := range l.Nodes {
+		if n.alive() && !alive[n.Name] {
+			return false, n.Name + " is not an alive member yet"
+		}
+	}
+	return true, ""
+}
