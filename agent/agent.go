@@ -216,6 +216,10 @@ func joinURLs(urls []string) string {
 	return s
 }
 
+// replyMargin is how long before the leader's deadline an agent answers
+// "still running".
+const replyMargin = 500 * time.Millisecond
+
 // handleStep runs one dispatch and replies with its result. Only
 // coordinators may publish on a node's step subject (NATS permissions), and
 // the executor fences stale leaders by term.
@@ -225,7 +229,15 @@ func (a *Agent) handleStep(ctx context.Context, m *nats.Msg) {
 	if err := protocol.DecodeAs(m.Data, &d); err != nil {
 		reply = protocol.Errorf(protocol.CodeBadRequest, "%v", err)
 	} else {
-		reply = a.exec.Handle(ctx, &d)
+		hctx := ctx
+		if d.WaitMs > 0 {
+			// Answer "running" a little before the leader stops waiting.
+			wait := time.Duration(d.WaitMs)*time.Millisecond - replyMargin
+			var cancel context.CancelFunc
+			hctx, cancel = context.WithTimeout(ctx, max(wait, replyMargin))
+			defer cancel()
+		}
+		reply = a.exec.Handle(hctx, &d)
 	}
 	b, err := protocol.Encode(reply)
 	if err != nil {

@@ -219,7 +219,11 @@ func (g *Gossip) Join(ctx context.Context, seeds []string) (int, error) {
 			return n, nil
 		}
 		last = err
-		g.log.Debug("gossip join attempt failed", "seeds", seeds, "attempt", attempt, "err", flatten(err), "hint", joinHint(err))
+		level := slog.LevelDebug
+		if attempt == 1 || attempt%10 == 0 {
+			level = slog.LevelWarn // say why without flooding the log
+		}
+		g.log.Log(ctx, level, "gossip join attempt failed", "seeds", seeds, "attempt", attempt, "err", flatten(err), "hint", joinHint(err))
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():

@@ -142,8 +142,8 @@ func FuzzDecodeCommand(f *testing.F) {
 		h := newFSMHarness(t)
 		registerTestNodes(h)
 		h.must(SubmitPlan{PlanID: "p1", Now: 1, Spec: protocol.PlanSpec{Name: "p", Phases: []protocol.PhaseSpec{
-			{Name: "a", Parallel: 1, Steps: []protocol.StepSpec{stepSpec("init", roles("master")), {Name: "use", Target: roles("node"),
-				Action: shell(`x {{output "init" "t"}}`), Retry: protocol.RetryPolicy{Attempts: 2, BackoffMs: 1}}}}}}})
+			{Name: "a", Parallel: 1, Steps: []protocol.StepSpec{mkStep("init", roleSel("master")), {Name: "use", Target: roleSel("node"),
+				Action: shellAction(`x {{output "init" "t"}}`), Retry: protocol.RetryPolicy{Attempts: 2, BackoffMs: 1}}}}}}})
 		h.must(MarkDispatched{Now: 2, Entries: []DispatchEntry{{StepID: "p1/0/0/m1", Attempt: 1, Term: 1}}})
 		h.f.Apply(&raft.Log{Index: 100, Term: 1, Type: raft.LogCommand, Data: b})
 		st := h.f.StateCopy()

@@ -31,14 +31,15 @@ type dispatcher struct {
 	wake    chan struct{}
 }
 
-// Timing of the dispatcher. A step without its own timeout waits for its
-// reply up to defaultStepWait; sends that find no agent are retried every
-// resendEvery until the agent comes back or gossip declares it dead.
+// Timing of the dispatcher. Each request waits at most pollWait (the agent
+// answers "running" just before if the step goes on, and the leader asks
+// again at once: a long poll); a send that finds no agent, or no answer, is
+// re-sent every resendEvery until the agent answers or gossip declares the
+// node dead. Re-sends are safe: the agent's journal answers repeats.
 const (
-	defaultStepWait = 30 * time.Minute
-	replyGrace      = 10 * time.Second
-	resendEvery     = 500 * time.Millisecond
-	maxBatch        = 512
+	pollWait    = 10 * time.Second
+	resendEvery = 500 * time.Millisecond
+	maxBatch    = 512
 )
 
 func newDispatcher(c *Coordinator, term uint64) *dispatcher {
@@ -149,8 +150,11 @@ func (d *dispatcher) fail(r protocol.StepResult) {
 	d.results <- r
 }
 
+// unreachableResult ends a step that was sent to a node that has since
+// died. It may have run there, so it is interrupted, not failed: only an
+// idempotent step is tried again (on the node's return or a retry).
 func unreachableResult(ns *NodeStep) protocol.StepResult {
-	return protocol.StepResult{StepID: ns.StepID, Node: ns.Node, Attempt: ns.Attempt, State: protocol.StateFailed,
+	return protocol.StepResult{StepID: ns.StepID, Node: ns.Node, Attempt: ns.Attempt, State: protocol.StateInterrupted,
 		ExitCode: -1, Code: protocol.CodeNodeUnreachable, Error: "node unreachable: gossip reports " + ns.Node + " failed"}
 }
 
@@ -180,17 +184,14 @@ func (d *dispatcher) send(ctx context.Context, st *State, planID, stepID string,
 			ExitCode: -1, Code: protocol.CodeBadRequest, Error: "render step: " + err.Error()})
 		return
 	}
+	wait := pollWait
 	msg := &protocol.StepDispatch{StepID: stepID, PlanID: planID, Node: ns.Node, Action: action,
 		TimeoutMs: step.Spec.TimeoutMs, Idempotent: step.Spec.Idempotent, Attempt: attempt,
-		Term: d.term, Leader: d.c.cfg.NodeID}
+		Term: d.term, Leader: d.c.cfg.NodeID, WaitMs: wait.Milliseconds()}
 	b, err := protocol.Encode(msg)
 	if err != nil {
 		d.log.Error("encode dispatch", "step", stepID, "err", err)
 		return
-	}
-	wait := defaultStepWait
-	if step.Spec.TimeoutMs > 0 {
-		wait = time.Duration(step.Spec.TimeoutMs)*time.Millisecond + replyGrace
 	}
 	d.mu.Lock()
 	d.inFlight[stepID] = true
@@ -226,6 +227,14 @@ func (d *dispatcher) send(ctx context.Context, st *State, planID, stepID string,
 			delete(d.inFlight, stepID)
 			d.retryAt[stepID] = time.Now().Add(resendEvery)
 			d.mu.Unlock()
+			return
+		}
+		if res.State == protocol.StateRunning {
+			// Long poll: ask again right away.
+			d.mu.Lock()
+			delete(d.inFlight, stepID)
+			d.mu.Unlock()
+			d.wakeUp()
 			return
 		}
 		if res.State == protocol.StateRejected {

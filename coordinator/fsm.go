@@ -121,6 +121,9 @@ func (f *FSM) Apply(l *raft.Log) any {
 		f.log.Debug("command refused", "index", l.Index, "command", t.String(), "err", err)
 		return err
 	}
+	if b, ok := resp.(*BatchResponse); ok && len(b.Ignored) > 0 {
+		f.log.Debug("batch entries ignored", "index", l.Index, "command", t.String(), "applied", b.Applied, "ignored", len(b.Ignored))
+	}
 	return resp
 }
 

@@ -23,14 +23,14 @@ func TestResolveSelector(t *testing.T) {
 		{"ids, sorted", protocol.Selector{Nodes: []string{"n2", "n1"}}, "n1,n2"},
 		{"by name", protocol.Selector{Nodes: []string{"host-n3"}}, "n3"},
 		{"id and name of one node", protocol.Selector{Nodes: []string{"n3", "host-n3"}}, "n3"},
-		{"one role", roles("master"), "m1"},
-		{"any of roles", roles("master", "node"), "m1,n1,n2,n3"},
+		{"one role", roleSel("master"), "m1"},
+		{"any of roles", roleSel("master", "node"), "m1,n1,n2,n3"},
 		{"one label", protocol.Selector{Labels: map[string]string{"zone": "a"}}, "m1,n1,n2"},
 		{"all labels", protocol.Selector{Labels: map[string]string{"zone": "a", "disk": "ssd"}}, "n1"},
 		{"role and label", protocol.Selector{Roles: []string{"node"}, Labels: map[string]string{"zone": "a"}}, "n1,n2"},
 		{"nodes and role disjoint", protocol.Selector{Nodes: []string{"n3"}, Roles: []string{"master"}}, "no node matches the target (nodes=n3 roles=master)"},
 		{"unknown node", protocol.Selector{Nodes: []string{"n1", "ghost"}}, `no node matches: node "ghost" is not registered`},
-		{"unknown role", roles("gpu"), "no node matches the target (roles=gpu)"},
+		{"unknown role", roleSel("gpu"), "no node matches the target (roles=gpu)"},
 		{"empty label value is not absence", protocol.Selector{Labels: map[string]string{"disk": ""}}, "no node matches the target (label disk=)"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -48,10 +48,10 @@ func TestResolveSelector(t *testing.T) {
 	}
 }
 
-func validSpec() protocol.PlanSpec {
+func mkValidSpec() protocol.PlanSpec {
 	return protocol.PlanSpec{Name: "install", Phases: []protocol.PhaseSpec{
-		{Name: "one", Steps: []protocol.StepSpec{stepSpec("a", roles("master"))}},
-		{Name: "two", Steps: []protocol.StepSpec{stepSpec("b", roles("node"))}},
+		{Name: "one", Steps: []protocol.StepSpec{mkStep("a", roleSel("master"))}},
+		{Name: "two", Steps: []protocol.StepSpec{mkStep("b", roleSel("node"))}},
 	}}
 }
 
@@ -90,11 +90,11 @@ func TestValidatePlanSpec(t *testing.T) {
 			s.Phases[1].Steps[0].Action.Command = `join {{output "a" "token"}} on {{.Node}} ({{.PlanID}} {{.StepID}})`
 		}, ""},
 		{"earlier step in the same phase", func(s *protocol.PlanSpec) {
-			s.Phases[1].Steps = append(s.Phases[1].Steps, protocol.StepSpec{Name: "c", Action: shell(`{{output "b" "x"}}`)})
+			s.Phases[1].Steps = append(s.Phases[1].Steps, protocol.StepSpec{Name: "c", Action: shellAction(`{{output "b" "x"}}`)})
 		}, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			s := validSpec()
+			s := mkValidSpec()
 			c.change(&s)
 			err := ValidatePlanSpec(s)
 			switch {
@@ -113,7 +113,7 @@ func TestValidatePlanSpec(t *testing.T) {
 func TestSubmitPlan(t *testing.T) {
 	h := newFSMHarness(t)
 	registerTestNodes(h)
-	spec := validSpec()
+	spec := mkValidSpec()
 	spec.Phases[1].Parallel = 2
 	h.must(SubmitPlan{PlanID: "p1", Spec: spec, Now: 42})
 	p := h.plan("p1")
@@ -142,14 +142,14 @@ func TestSubmitPlan(t *testing.T) {
 		want error
 		text string
 	}{
-		{"same ID", SubmitPlan{PlanID: "p1", Spec: validSpec()}, ErrPlanExists, "p1"},
-		{"empty ID", SubmitPlan{PlanID: "", Spec: validSpec()}, ErrInvalidPlan, "plan ID"},
-		{"slash in ID", SubmitPlan{PlanID: "a/b", Spec: validSpec()}, ErrInvalidPlan, "plan ID"},
-		{"dot in ID", SubmitPlan{PlanID: "a.b", Spec: validSpec()}, ErrInvalidPlan, "plan ID"},
+		{"same ID", SubmitPlan{PlanID: "p1", Spec: mkValidSpec()}, ErrPlanExists, "p1"},
+		{"empty ID", SubmitPlan{PlanID: "", Spec: mkValidSpec()}, ErrInvalidPlan, "plan ID"},
+		{"slash in ID", SubmitPlan{PlanID: "a/b", Spec: mkValidSpec()}, ErrInvalidPlan, "plan ID"},
+		{"dot in ID", SubmitPlan{PlanID: "a.b", Spec: mkValidSpec()}, ErrInvalidPlan, "plan ID"},
 		{"invalid spec", SubmitPlan{PlanID: "p2", Spec: protocol.PlanSpec{Name: "x"}}, ErrInvalidPlan, "no phases"},
 		{"step matches nothing", SubmitPlan{PlanID: "p2", Spec: protocol.PlanSpec{Name: "x", Phases: []protocol.PhaseSpec{
-			{Name: "ok", Steps: []protocol.StepSpec{stepSpec("fine", roles("node"))}},
-			{Name: "gpu", Steps: []protocol.StepSpec{stepSpec("train", roles("gpu"))}}}}}, ErrNoNodes, `phase "gpu" step "train"`},
+			{Name: "ok", Steps: []protocol.StepSpec{mkStep("fine", roleSel("node"))}},
+			{Name: "gpu", Steps: []protocol.StepSpec{mkStep("train", roleSel("gpu"))}}}}}, ErrNoNodes, `phase "gpu" step "train"`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			err := h.refused(c.req)
@@ -163,42 +163,42 @@ func TestSubmitPlan(t *testing.T) {
 	}
 }
 
-// event is one command in a node-step's history: a dispatch of an attempt
+// fsmEvent is one command in a node-step's history: a dispatch of an attempt
 // or a result for one.
-type event struct {
+type fsmEvent struct {
 	mark    int    // attempt to dispatch, or 0
 	state   string // result state, when mark is 0
 	attempt int
 	now     int64
 }
 
-func mark(attempt int, now int64) event { return event{mark: attempt, now: now} }
-func res(attempt int, state string, now int64) event {
-	return event{state: state, attempt: attempt, now: now}
+func evMark(attempt int, now int64) fsmEvent { return fsmEvent{mark: attempt, now: now} }
+func evResult(attempt int, state string, now int64) fsmEvent {
+	return fsmEvent{state: state, attempt: attempt, now: now}
 }
 
 // onePlan submits plan p1 with one step "s" on m1 (and on n1 when two),
 // with the given retry policy.
-func onePlan(t *testing.T, retry protocol.RetryPolicy, idempotent, two bool) *fsmHarness {
+func mkOnePlan(t *testing.T, retry protocol.RetryPolicy, idempotent, two bool) *fsmHarness {
 	h := newFSMHarness(t)
 	registerTestNodes(h)
 	sel := protocol.Selector{Nodes: []string{"m1"}}
 	if two {
 		sel.Nodes = append(sel.Nodes, "n1")
 	}
-	s := stepSpec("s", sel)
+	s := mkStep("s", sel)
 	s.Retry, s.Idempotent = retry, idempotent
 	h.must(SubmitPlan{PlanID: "p1", Now: 1, Spec: protocol.PlanSpec{Name: "p", Phases: []protocol.PhaseSpec{{Name: "a", Steps: []protocol.StepSpec{s}}}}})
 	return h
 }
 
-func (h *fsmHarness) play(stepID string, evs ...event) (applied int) {
+func (h *fsmHarness) play(stepID string, evs ...fsmEvent) (applied int) {
 	for _, e := range evs {
 		if e.mark > 0 {
 			applied += h.batch(MarkDispatched{Now: e.now, Entries: []DispatchEntry{{StepID: stepID, Attempt: e.mark, Term: 3}}}).Applied
 			continue
 		}
-		r := result(stepID, e.attempt, e.state)
+		r := mkResult(stepID, e.attempt, e.state)
 		r.Outputs = map[string]string{"o": e.state}
 		r.Error = "because " + e.state
 		applied += h.batch(RecordResults{Now: e.now, Term: 3, Results: []protocol.StepResult{r}}).Applied
@@ -213,31 +213,31 @@ func TestResultTransitions(t *testing.T) {
 		name       string
 		retry      protocol.RetryPolicy
 		idempotent bool
-		events     []event
+		events     []fsmEvent
 		state      string
 		attempt    int
 		notBefore  int64
 		plan       string
 	}{
-		{"dispatched", retry3, false, []event{mark(1, 10)}, protocol.StateDispatched, 1, 0, PlanRunning},
-		{"running", retry3, false, []event{mark(1, 10), res(1, protocol.StateRunning, 11)}, protocol.StateRunning, 1, 0, PlanRunning},
-		{"succeeded", retry3, false, []event{mark(1, 10), res(1, protocol.StateSucceeded, 20)}, protocol.StateSucceeded, 1, 0, PlanSucceeded},
-		{"failed, retried after backoff", retry3, false, []event{mark(1, 10), res(1, protocol.StateFailed, 1000)}, protocol.StatePending, 1, 1100, PlanRunning},
-		{"second failure doubles backoff", retry3, false, []event{mark(1, 10), res(1, protocol.StateFailed, 1000), mark(2, 1100),
-			res(2, protocol.StateFailed, 2000)}, protocol.StatePending, 2, 2200, PlanRunning},
-		{"last attempt fails for good", retry3, false, []event{mark(1, 10), res(1, protocol.StateFailed, 1000), mark(2, 1100),
-			res(2, protocol.StateFailed, 2000), mark(3, 2200), res(3, protocol.StateFailed, 3000)}, protocol.StateFailed, 3, 0, PlanFailed},
-		{"no retry policy", protocol.RetryPolicy{}, false, []event{mark(1, 10), res(1, protocol.StateFailed, 20)}, protocol.StateFailed, 1, 0, PlanFailed},
-		{"one attempt is no retry", protocol.RetryPolicy{Attempts: 1, BackoffMs: 5}, false, []event{mark(1, 10), res(1, protocol.StateFailed, 20)}, protocol.StateFailed, 1, 0, PlanFailed},
-		{"interrupted idempotent is retried", retry3, true, []event{mark(1, 10), res(1, protocol.StateInterrupted, 50)}, protocol.StatePending, 1, 150, PlanRunning},
-		{"interrupted non-idempotent stops", retry3, false, []event{mark(1, 10), res(1, protocol.StateInterrupted, 50)}, protocol.StateInterrupted, 1, 0, PlanFailed},
-		{"failed before dispatch (unreachable), retried", retry3, false, []event{res(1, protocol.StateFailed, 50)}, protocol.StatePending, 1, 150, PlanRunning},
-		{"failed before dispatch, no retry", protocol.RetryPolicy{}, false, []event{res(1, protocol.StateFailed, 50)}, protocol.StateFailed, 1, 0, PlanFailed},
-		{"success after retries", retry3, false, []event{mark(1, 10), res(1, protocol.StateFailed, 1000), mark(2, 1100),
-			res(2, protocol.StateSucceeded, 1200)}, protocol.StateSucceeded, 2, 0, PlanSucceeded},
+		{"dispatched", retry3, false, []fsmEvent{evMark(1, 10)}, protocol.StateDispatched, 1, 0, PlanRunning},
+		{"running", retry3, false, []fsmEvent{evMark(1, 10), evResult(1, protocol.StateRunning, 11)}, protocol.StateRunning, 1, 0, PlanRunning},
+		{"succeeded", retry3, false, []fsmEvent{evMark(1, 10), evResult(1, protocol.StateSucceeded, 20)}, protocol.StateSucceeded, 1, 0, PlanSucceeded},
+		{"failed, retried after backoff", retry3, false, []fsmEvent{evMark(1, 10), evResult(1, protocol.StateFailed, 1000)}, protocol.StatePending, 1, 1100, PlanRunning},
+		{"second failure doubles backoff", retry3, false, []fsmEvent{evMark(1, 10), evResult(1, protocol.StateFailed, 1000), evMark(2, 1100),
+			evResult(2, protocol.StateFailed, 2000)}, protocol.StatePending, 2, 2200, PlanRunning},
+		{"last attempt fails for good", retry3, false, []fsmEvent{evMark(1, 10), evResult(1, protocol.StateFailed, 1000), evMark(2, 1100),
+			evResult(2, protocol.StateFailed, 2000), evMark(3, 2200), evResult(3, protocol.StateFailed, 3000)}, protocol.StateFailed, 3, 0, PlanFailed},
+		{"no retry policy", protocol.RetryPolicy{}, false, []fsmEvent{evMark(1, 10), evResult(1, protocol.StateFailed, 20)}, protocol.StateFailed, 1, 0, PlanFailed},
+		{"one attempt is no retry", protocol.RetryPolicy{Attempts: 1, BackoffMs: 5}, false, []fsmEvent{evMark(1, 10), evResult(1, protocol.StateFailed, 20)}, protocol.StateFailed, 1, 0, PlanFailed},
+		{"interrupted idempotent is retried", retry3, true, []fsmEvent{evMark(1, 10), evResult(1, protocol.StateInterrupted, 50)}, protocol.StatePending, 1, 150, PlanRunning},
+		{"interrupted non-idempotent stops", retry3, false, []fsmEvent{evMark(1, 10), evResult(1, protocol.StateInterrupted, 50)}, protocol.StateInterrupted, 1, 0, PlanFailed},
+		{"failed before dispatch (unreachable), retried", retry3, false, []fsmEvent{evResult(1, protocol.StateFailed, 50)}, protocol.StatePending, 1, 150, PlanRunning},
+		{"failed before dispatch, no retry", protocol.RetryPolicy{}, false, []fsmEvent{evResult(1, protocol.StateFailed, 50)}, protocol.StateFailed, 1, 0, PlanFailed},
+		{"success after retries", retry3, false, []fsmEvent{evMark(1, 10), evResult(1, protocol.StateFailed, 1000), evMark(2, 1100),
+			evResult(2, protocol.StateSucceeded, 1200)}, protocol.StateSucceeded, 2, 0, PlanSucceeded},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			h := onePlan(t, c.retry, c.idempotent, false)
+			h := mkOnePlan(t, c.retry, c.idempotent, false)
 			if applied := h.play(id, c.events...); applied != len(c.events) {
 				t.Fatalf("%d of %d events applied", applied, len(c.events))
 			}
@@ -268,46 +268,46 @@ func TestStaleAndDuplicateResults(t *testing.T) {
 	for _, c := range []struct {
 		name      string
 		retry     protocol.RetryPolicy
-		history   []event
+		history   []fsmEvent
 		late      protocol.StepResult
 		applied   bool
 		state     string
 		notBefore int64
 		plan      string
 	}{
-		{"older attempt", retry3, []event{mark(1, 10), res(1, protocol.StateFailed, 20), mark(2, 200)},
-			result(id, 1, protocol.StateSucceeded), false, protocol.StateDispatched, 0, PlanRunning},
-		{"repeat of a success", retry3, []event{mark(1, 10), res(1, protocol.StateSucceeded, 20)},
-			result(id, 1, protocol.StateFailed), false, protocol.StateSucceeded, 0, PlanSucceeded},
-		{"repeat of a failure waiting for retry", retry3, []event{mark(1, 10), res(1, protocol.StateFailed, 20)},
-			result(id, 1, protocol.StateFailed), false, protocol.StatePending, 120, PlanRunning},
-		{"late success of a failed attempt", protocol.RetryPolicy{}, []event{mark(1, 10), res(1, protocol.StateFailed, 20)},
-			result(id, 1, protocol.StateSucceeded), true, protocol.StateSucceeded, 0, PlanSucceeded},
-		{"late success of an attempt waiting for retry", retry3, []event{mark(1, 10), res(1, protocol.StateFailed, 20)},
-			result(id, 1, protocol.StateSucceeded), true, protocol.StateSucceeded, 0, PlanSucceeded},
-		{"newer attempt than dispatched", retry3, []event{mark(1, 10)},
-			result(id, 2, protocol.StateSucceeded), false, protocol.StateDispatched, 0, PlanRunning},
-		{"newer attempt of a final step", protocol.RetryPolicy{}, []event{mark(1, 10), res(1, protocol.StateFailed, 20)},
-			result(id, 2, protocol.StateSucceeded), false, protocol.StateFailed, 0, PlanFailed},
-		{"running after the end", retry3, []event{mark(1, 10), res(1, protocol.StateSucceeded, 20)},
-			result(id, 1, protocol.StateRunning), false, protocol.StateSucceeded, 0, PlanSucceeded},
+		{"older attempt", retry3, []fsmEvent{evMark(1, 10), evResult(1, protocol.StateFailed, 20), evMark(2, 200)},
+			mkResult(id, 1, protocol.StateSucceeded), false, protocol.StateDispatched, 0, PlanRunning},
+		{"repeat of a success", retry3, []fsmEvent{evMark(1, 10), evResult(1, protocol.StateSucceeded, 20)},
+			mkResult(id, 1, protocol.StateFailed), false, protocol.StateSucceeded, 0, PlanSucceeded},
+		{"repeat of a failure waiting for retry", retry3, []fsmEvent{evMark(1, 10), evResult(1, protocol.StateFailed, 20)},
+			mkResult(id, 1, protocol.StateFailed), false, protocol.StatePending, 120, PlanRunning},
+		{"late success of a failed attempt", protocol.RetryPolicy{}, []fsmEvent{evMark(1, 10), evResult(1, protocol.StateFailed, 20)},
+			mkResult(id, 1, protocol.StateSucceeded), true, protocol.StateSucceeded, 0, PlanSucceeded},
+		{"late success of an attempt waiting for retry", retry3, []fsmEvent{evMark(1, 10), evResult(1, protocol.StateFailed, 20)},
+			mkResult(id, 1, protocol.StateSucceeded), true, protocol.StateSucceeded, 0, PlanSucceeded},
+		{"newer attempt than dispatched", retry3, []fsmEvent{evMark(1, 10)},
+			mkResult(id, 2, protocol.StateSucceeded), false, protocol.StateDispatched, 0, PlanRunning},
+		{"newer attempt of a final step", protocol.RetryPolicy{}, []fsmEvent{evMark(1, 10), evResult(1, protocol.StateFailed, 20)},
+			mkResult(id, 2, protocol.StateSucceeded), false, protocol.StateFailed, 0, PlanFailed},
+		{"running after the end", retry3, []fsmEvent{evMark(1, 10), evResult(1, protocol.StateSucceeded, 20)},
+			mkResult(id, 1, protocol.StateRunning), false, protocol.StateSucceeded, 0, PlanSucceeded},
 		{"running before dispatch", retry3, nil,
-			result(id, 1, protocol.StateRunning), false, protocol.StatePending, 0, PlanPending},
+			mkResult(id, 1, protocol.StateRunning), false, protocol.StatePending, 0, PlanPending},
 		{"attempt zero", retry3, nil,
-			result(id, 0, protocol.StateFailed), false, protocol.StatePending, 0, PlanPending},
-		{"wrong node", retry3, []event{mark(1, 10)},
+			mkResult(id, 0, protocol.StateFailed), false, protocol.StatePending, 0, PlanPending},
+		{"wrong node", retry3, []fsmEvent{evMark(1, 10)},
 			protocol.StepResult{StepID: id, Node: "n1", Attempt: 1, State: protocol.StateSucceeded}, false, protocol.StateDispatched, 0, PlanRunning},
-		{"not a result state", retry3, []event{mark(1, 10)},
-			result(id, 1, protocol.StateRejected), false, protocol.StateDispatched, 0, PlanRunning},
-		{"unknown step", retry3, []event{mark(1, 10)},
-			result("p1/0/5/m1", 1, protocol.StateSucceeded), false, protocol.StateDispatched, 0, PlanRunning},
-		{"unknown plan", retry3, []event{mark(1, 10)},
-			result("p9/0/0/m1", 1, protocol.StateSucceeded), false, protocol.StateDispatched, 0, PlanRunning},
-		{"malformed step ID", retry3, []event{mark(1, 10)},
+		{"not a result state", retry3, []fsmEvent{evMark(1, 10)},
+			mkResult(id, 1, protocol.StateRejected), false, protocol.StateDispatched, 0, PlanRunning},
+		{"unknown step", retry3, []fsmEvent{evMark(1, 10)},
+			mkResult("p1/0/5/m1", 1, protocol.StateSucceeded), false, protocol.StateDispatched, 0, PlanRunning},
+		{"unknown plan", retry3, []fsmEvent{evMark(1, 10)},
+			mkResult("p9/0/0/m1", 1, protocol.StateSucceeded), false, protocol.StateDispatched, 0, PlanRunning},
+		{"malformed step ID", retry3, []fsmEvent{evMark(1, 10)},
 			protocol.StepResult{StepID: "garbage", Attempt: 1, State: protocol.StateSucceeded}, false, protocol.StateDispatched, 0, PlanRunning},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			h := onePlan(t, c.retry, false, false)
+			h := mkOnePlan(t, c.retry, false, false)
 			h.play(id, c.history...)
 			r := h.batch(RecordResults{Now: 5000, Results: []protocol.StepResult{c.late}})
 			if (r.Applied == 1) != c.applied || (len(r.Ignored) == 1) == c.applied {
@@ -328,8 +328,8 @@ func TestStaleAndDuplicateResults(t *testing.T) {
 }
 
 func TestMarkDispatched(t *testing.T) {
-	h := onePlan(t, protocol.RetryPolicy{Attempts: 3, BackoffMs: 10}, false, true)
-	h.play("p1/0/0/n1", mark(1, 5), res(1, protocol.StateSucceeded, 6))
+	h := mkOnePlan(t, protocol.RetryPolicy{Attempts: 3, BackoffMs: 10}, false, true)
+	h.play("p1/0/0/n1", evMark(1, 5), evResult(1, protocol.StateSucceeded, 6))
 	r := h.batch(MarkDispatched{Now: 50, Entries: []DispatchEntry{
 		{StepID: "p1/0/0/m1", Attempt: 1, Term: 4},
 		{StepID: "p1/0/0/m1", Attempt: 1, Term: 4}, // duplicate in the batch
@@ -348,11 +348,11 @@ func TestMarkDispatched(t *testing.T) {
 	}
 	// A failed attempt waiting for its retry is marked with a newer
 	// attempt only, and the new dispatch clears the old result.
-	h.play("p1/0/0/m1", res(1, protocol.StateFailed, 60))
+	h.play("p1/0/0/m1", evResult(1, protocol.StateFailed, 60))
 	if r := h.batch(MarkDispatched{Now: 70, Entries: []DispatchEntry{{StepID: "p1/0/0/m1", Attempt: 1}}}); r.Applied != 0 {
 		t.Fatal("re-marked the same attempt")
 	}
-	h.play("p1/0/0/m1", mark(2, 80))
+	h.play("p1/0/0/m1", evMark(2, 80))
 	if ns := h.nodeStep("p1/0/0/m1"); ns.Attempt != 2 || ns.Error != "" || ns.NotBefore != 0 || ns.DispatchedAt != 80 {
 		t.Fatalf("after re-dispatch: %+v", ns)
 	}
@@ -364,7 +364,7 @@ func TestPlanFailsFastAndRecovers(t *testing.T) {
 	h := newFSMHarness(t)
 	registerTestNodes(h)
 	h.must(SubmitPlan{PlanID: "p1", Now: 1, Spec: protocol.PlanSpec{Name: "p", Phases: []protocol.PhaseSpec{
-		{Name: "a", Steps: []protocol.StepSpec{stepSpec("s1", roles("node")), stepSpec("s2", roles("master"))}}}}})
+		{Name: "a", Steps: []protocol.StepSpec{mkStep("s1", roleSel("node")), mkStep("s2", roleSel("master"))}}}}})
 	states := func() string {
 		var out []string
 		h.plan("p1").eachNodeStep(func(ns *NodeStep, _ *Step) { out = append(out, ns.Node+":"+ns.State) })
@@ -377,16 +377,16 @@ func TestPlanFailsFastAndRecovers(t *testing.T) {
 		}
 	}
 	h.must(MarkDispatched{Now: 2, Entries: []DispatchEntry{{StepID: "p1/0/0/n1", Attempt: 1}, {StepID: "p1/0/0/n2", Attempt: 1}}})
-	h.play("p1/0/0/n1", res(1, protocol.StateFailed, 3))
+	h.play("p1/0/0/n1", evResult(1, protocol.StateFailed, 3))
 	check("failed n1:failed n2:dispatched n3:skipped m1:skipped")
-	h.play("p1/0/0/n2", res(1, protocol.StateFailed, 4))
+	h.play("p1/0/0/n2", evResult(1, protocol.StateFailed, 4))
 	check("failed n1:failed n2:failed n3:skipped m1:skipped")
 
 	// Retry one node: everything skipped comes back, the plan runs.
 	h.must(RetrySteps{PlanID: "p1", StepID: "p1/0/0/n1", Now: 5})
 	check("running n1:pending n2:failed n3:pending m1:pending")
-	h.play("p1/0/0/n1", mark(2, 6), res(2, protocol.StateSucceeded, 7))
-	h.play("p1/0/0/n3", mark(1, 6), res(1, protocol.StateSucceeded, 7))
+	h.play("p1/0/0/n1", evMark(2, 6), evResult(2, protocol.StateSucceeded, 7))
+	h.play("p1/0/0/n3", evMark(1, 6), evResult(1, protocol.StateSucceeded, 7))
 	// n2 is still failed and nothing else in its step can run: failed again.
 	check("failed n1:succeeded n2:failed n3:succeeded m1:skipped")
 
@@ -396,9 +396,9 @@ func TestPlanFailsFastAndRecovers(t *testing.T) {
 	if ns := h.nodeStep("p1/0/0/n2"); ns.Attempt != 1 || ns.Error != "" || ns.Code != "" {
 		t.Fatalf("retried node-step keeps its attempt and drops its error: %+v", ns)
 	}
-	h.play("p1/0/0/n2", mark(2, 9), res(2, protocol.StateSucceeded, 10))
+	h.play("p1/0/0/n2", evMark(2, 9), evResult(2, protocol.StateSucceeded, 10))
 	check("running n1:succeeded n2:succeeded n3:succeeded m1:pending")
-	h.play("p1/0/1/m1", mark(1, 11), res(1, protocol.StateSucceeded, 12))
+	h.play("p1/0/1/m1", evMark(1, 11), evResult(1, protocol.StateSucceeded, 12))
 	check("succeeded n1:succeeded n2:succeeded n3:succeeded m1:succeeded")
 	sum := h.f.Plans()[0]
 	if sum.Steps != 4 || sum.Succeeded != 4 || sum.Failed != 0 {
@@ -410,13 +410,13 @@ func TestLateSuccessUnfailsPlan(t *testing.T) {
 	h := newFSMHarness(t)
 	registerTestNodes(h)
 	h.must(SubmitPlan{PlanID: "p1", Now: 1, Spec: protocol.PlanSpec{Name: "p", Phases: []protocol.PhaseSpec{
-		{Name: "a", Parallel: 1, Steps: []protocol.StepSpec{stepSpec("s1", protocol.Selector{Nodes: []string{"n1", "n2"}})}}}}})
+		{Name: "a", Parallel: 1, Steps: []protocol.StepSpec{mkStep("s1", protocol.Selector{Nodes: []string{"n1", "n2"}})}}}}})
 	// n1 was reported unreachable while it was in fact running the step.
-	h.play("p1/0/0/n1", mark(1, 2), res(1, protocol.StateInterrupted, 3))
+	h.play("p1/0/0/n1", evMark(1, 2), evResult(1, protocol.StateInterrupted, 3))
 	if p := h.plan("p1"); p.State != PlanFailed || p.Phases[0].Steps[0].Runs["n2"].State != protocol.StateSkipped {
 		t.Fatalf("plan %s", p.State)
 	}
-	h.play("p1/0/0/n1", res(1, protocol.StateSucceeded, 4))
+	h.play("p1/0/0/n1", evResult(1, protocol.StateSucceeded, 4))
 	p := h.plan("p1")
 	if p.State != PlanRunning || p.Phases[0].Steps[0].Runs["n2"].State != protocol.StatePending {
 		t.Fatalf("after the late success: plan %s, n2 %s", p.State, p.Phases[0].Steps[0].Runs["n2"].State)
@@ -428,11 +428,11 @@ func TestRetrySteps(t *testing.T) {
 		h := newFSMHarness(t)
 		registerTestNodes(h)
 		h.must(SubmitPlan{PlanID: "p1", Now: 1, Spec: protocol.PlanSpec{Name: "p", Phases: []protocol.PhaseSpec{
-			{Name: "a", Steps: []protocol.StepSpec{stepSpec("s1", roles("node")), stepSpec("s2", roles("master"))}}}}})
-		h.must(SubmitPlan{PlanID: "ok", Now: 1, Spec: validSpec()})
+			{Name: "a", Steps: []protocol.StepSpec{mkStep("s1", roleSel("node")), mkStep("s2", roleSel("master"))}}}}})
+		h.must(SubmitPlan{PlanID: "ok", Now: 1, Spec: mkValidSpec()})
 		h.must(MarkDispatched{Now: 2, Entries: []DispatchEntry{{StepID: "p1/0/0/n1", Attempt: 1}, {StepID: "p1/0/0/n2", Attempt: 1}, {StepID: "p1/0/0/n3", Attempt: 1}}})
-		h.must(RecordResults{Now: 3, Results: []protocol.StepResult{result("p1/0/0/n1", 1, protocol.StateFailed),
-			result("p1/0/0/n2", 1, protocol.StateInterrupted), result("p1/0/0/n3", 1, protocol.StateSucceeded)}})
+		h.must(RecordResults{Now: 3, Results: []protocol.StepResult{mkResult("p1/0/0/n1", 1, protocol.StateFailed),
+			mkResult("p1/0/0/n2", 1, protocol.StateInterrupted), mkResult("p1/0/0/n3", 1, protocol.StateSucceeded)}})
 		return h
 	}
 	for _, c := range []struct {
@@ -503,10 +503,10 @@ func TestBackoff(t *testing.T) {
 }
 
 func TestOutputKeepsTail(t *testing.T) {
-	h := onePlan(t, protocol.RetryPolicy{}, false, false)
-	h.play("p1/0/0/m1", mark(1, 1))
+	h := mkOnePlan(t, protocol.RetryPolicy{}, false, false)
+	h.play("p1/0/0/m1", evMark(1, 1))
 	long := strings.Repeat("é", 3000) + "END" // 6003 bytes, two-byte runes
-	r := result("p1/0/0/m1", 1, protocol.StateSucceeded)
+	r := mkResult("p1/0/0/m1", 1, protocol.StateSucceeded)
 	r.Output, r.OutputDigest = long, "sha256:abc"
 	h.must(RecordResults{Now: 2, Results: []protocol.StepResult{r}})
 	ns := h.nodeStep("p1/0/0/m1")
@@ -519,9 +519,9 @@ func TestOutputKeepsTail(t *testing.T) {
 }
 
 func TestOutputsTooLargeFailStep(t *testing.T) {
-	h := onePlan(t, protocol.RetryPolicy{Attempts: 5}, false, false)
-	h.play("p1/0/0/m1", mark(1, 1))
-	r := result("p1/0/0/m1", 1, protocol.StateSucceeded)
+	h := mkOnePlan(t, protocol.RetryPolicy{Attempts: 5}, false, false)
+	h.play("p1/0/0/m1", evMark(1, 1))
+	r := mkResult("p1/0/0/m1", 1, protocol.StateSucceeded)
 	r.Outputs = map[string]string{"big": strings.Repeat("x", MaxOutputsSize)}
 	h.must(RecordResults{Now: 2, Results: []protocol.StepResult{r}})
 	ns := h.nodeStep("p1/0/0/m1")
@@ -557,10 +557,10 @@ func TestTail(t *testing.T) {
 }
 
 func TestDetailListsEveryNodeStep(t *testing.T) {
-	h := onePlan(t, protocol.RetryPolicy{}, false, true)
-	r := result("p1/0/0/n1", 1, protocol.StateFailed)
+	h := mkOnePlan(t, protocol.RetryPolicy{}, false, true)
+	r := mkResult("p1/0/0/n1", 1, protocol.StateFailed)
 	r.ExitCode, r.Error, r.Output = 3, "exit 3", "boom"
-	h.play("p1/0/0/n1", mark(1, 1))
+	h.play("p1/0/0/n1", evMark(1, 1))
 	h.must(RecordResults{Now: 2, Results: []protocol.StepResult{r}})
 	d, _ := h.f.PlanDetail("p1")
 	if d.Summary.State != PlanFailed || d.Summary.Failed != 1 || d.Summary.Steps != 2 || len(d.Phases) != 1 || d.Phases[0].Name != "a" {

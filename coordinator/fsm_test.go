@@ -124,15 +124,15 @@ func registerTestNodes(h *fsmHarness) {
 	h.must(RegisterNode{Member: testMember("n3", []string{"node"}, map[string]string{"zone": "b"}), Now: 1})
 }
 
-func shell(cmd string) protocol.Action { return protocol.Action{Kind: "shell", Command: cmd} }
+func shellAction(cmd string) protocol.Action { return protocol.Action{Kind: "shell", Command: cmd} }
 
-func stepSpec(name string, sel protocol.Selector) protocol.StepSpec {
-	return protocol.StepSpec{Name: name, Target: sel, Action: shell("echo " + name)}
+func mkStep(name string, sel protocol.Selector) protocol.StepSpec {
+	return protocol.StepSpec{Name: name, Target: sel, Action: shellAction("echo " + name)}
 }
 
-func roles(r ...string) protocol.Selector { return protocol.Selector{Roles: r} }
+func roleSel(r ...string) protocol.Selector { return protocol.Selector{Roles: r} }
 
-func result(stepID string, attempt int, state string) protocol.StepResult {
+func mkResult(stepID string, attempt int, state string) protocol.StepResult {
 	_, _, _, node, _ := ParseStepID(stepID)
 	return protocol.StepResult{StepID: stepID, Node: node, Attempt: attempt, State: state}
 }
@@ -202,28 +202,28 @@ func TestEveryCommandHasAHandler(t *testing.T) {
 
 // buildLog drives an FSM through every command, including refused ones,
 // retries and a removal, and returns its entries.
-func buildLog(t testing.TB) [][]byte {
+func buildTestLog(t testing.TB) [][]byte {
 	h := newFSMHarness(t)
 	registerTestNodes(h)
 	h.must(SubmitPlan{PlanID: "p1", Now: 10, Spec: protocol.PlanSpec{Name: "install", Phases: []protocol.PhaseSpec{
 		{Name: "prepare", Parallel: 2, Steps: []protocol.StepSpec{
-			{Name: "init", Target: roles("master"), Action: shell("kubeadm init"), Retry: protocol.RetryPolicy{Attempts: 2, BackoffMs: 100}},
-			{Name: "join", Target: roles("node"), Action: shell(`kubeadm join {{output "init" "token"}}`)},
+			{Name: "init", Target: roleSel("master"), Action: shellAction("kubeadm init"), Retry: protocol.RetryPolicy{Attempts: 2, BackoffMs: 100}},
+			{Name: "join", Target: roleSel("node"), Action: shellAction(`kubeadm join {{output "init" "token"}}`)},
 		}},
 	}}})
 	h.must(SubmitPlan{PlanID: "p2", Now: 11, Spec: protocol.PlanSpec{Name: "other", Phases: []protocol.PhaseSpec{
-		{Name: "x", Steps: []protocol.StepSpec{stepSpec("x", protocol.Selector{Labels: map[string]string{"zone": "a"}})}},
+		{Name: "x", Steps: []protocol.StepSpec{mkStep("x", protocol.Selector{Labels: map[string]string{"zone": "a"}})}},
 	}}})
 	h.refused(SubmitPlan{PlanID: "p3", Now: 12, Spec: protocol.PlanSpec{Name: "none", Phases: []protocol.PhaseSpec{
-		{Name: "x", Steps: []protocol.StepSpec{stepSpec("x", roles("gpu"))}}}}})
+		{Name: "x", Steps: []protocol.StepSpec{mkStep("x", roleSel("gpu"))}}}}})
 	h.must(MarkDispatched{Now: 20, Entries: []DispatchEntry{{StepID: "p1/0/0/m1", Attempt: 1, Term: 1},
 		{StepID: "p2/0/0/m1", Attempt: 1, Term: 1}, {StepID: "p2/0/0/n1", Attempt: 1, Term: 1}, {StepID: "p2/0/0/n2", Attempt: 1, Term: 1}}})
-	h.must(RecordResults{Now: 30, Term: 1, Results: []protocol.StepResult{result("p1/0/0/m1", 1, protocol.StateFailed),
-		result("p2/0/0/n1", 1, protocol.StateSucceeded), result("p2/0/0/n2", 1, protocol.StateFailed)}})
+	h.must(RecordResults{Now: 30, Term: 1, Results: []protocol.StepResult{mkResult("p1/0/0/m1", 1, protocol.StateFailed),
+		mkResult("p2/0/0/n1", 1, protocol.StateSucceeded), mkResult("p2/0/0/n2", 1, protocol.StateFailed)}})
 	h.must(MarkDispatched{Now: 200, Entries: []DispatchEntry{{StepID: "p1/0/0/m1", Attempt: 2, Term: 2}}})
-	ok := result("p1/0/0/m1", 2, protocol.StateSucceeded)
+	ok := mkResult("p1/0/0/m1", 2, protocol.StateSucceeded)
 	ok.Outputs, ok.Output = map[string]string{"token": "abc", "hash": "sha256:1"}, "done"
-	h.must(RecordResults{Now: 300, Term: 2, Results: []protocol.StepResult{ok, result("p2/0/0/m1", 1, protocol.StateSucceeded)}})
+	h.must(RecordResults{Now: 300, Term: 2, Results: []protocol.StepResult{ok, mkResult("p2/0/0/m1", 1, protocol.StateSucceeded)}})
 	h.must(RetrySteps{PlanID: "p2", Now: 310})
 	h.must(MarkDispatched{Now: 320, Entries: []DispatchEntry{{StepID: "p1/0/1/n1", Attempt: 1, Term: 2}, {StepID: "p1/0/1/n2", Attempt: 1, Term: 2}}})
 	h.must(RemoveNode{ID: "n3"})
@@ -232,7 +232,7 @@ func buildLog(t testing.TB) [][]byte {
 }
 
 func TestApplyIsDeterministic(t *testing.T) {
-	entries := buildLog(t)
+	entries := buildTestLog(t)
 	var want []byte
 	// Map iteration order changes from one range to the next; a leak of it
 	// into state would make some of these differ.
@@ -286,7 +286,7 @@ func TestReadersGetCopies(t *testing.T) {
 	h := newFSMHarness(t)
 	registerTestNodes(h)
 	h.must(SubmitPlan{PlanID: "p1", Now: 1, Spec: protocol.PlanSpec{Name: "p", Phases: []protocol.PhaseSpec{
-		{Name: "a", Steps: []protocol.StepSpec{stepSpec("s", roles("node"))}}}}})
+		{Name: "a", Steps: []protocol.StepSpec{mkStep("s", roleSel("node"))}}}}})
 	before := snapshotBytes(t, h.f.StateCopy())
 
 	nodes := h.f.Nodes()
@@ -312,7 +312,7 @@ func TestReadersGetCopies(t *testing.T) {
 func TestReadAccessors(t *testing.T) {
 	h := newFSMHarness(t)
 	registerTestNodes(h)
-	spec := protocol.PlanSpec{Name: "p", Phases: []protocol.PhaseSpec{{Name: "a", Steps: []protocol.StepSpec{stepSpec("s", roles("node"))}}}}
+	spec := protocol.PlanSpec{Name: "p", Phases: []protocol.PhaseSpec{{Name: "a", Steps: []protocol.StepSpec{mkStep("s", roleSel("node"))}}}}
 	h.must(SubmitPlan{PlanID: "zz", Now: 5, Spec: spec})
 	h.must(SubmitPlan{PlanID: "aa", Now: 6, Spec: spec})
 
@@ -333,9 +333,9 @@ func TestReadAccessors(t *testing.T) {
 	if _, ok := h.f.PlanDetail("nope"); ok {
 		t.Error("PlanDetail of an unknown plan")
 	}
-	out := result("zz/0/0/n2", 1, protocol.StateSucceeded)
+	out := mkResult("zz/0/0/n2", 1, protocol.StateSucceeded)
 	out.Outputs = map[string]string{"k": "from-n2", "only2": "x"}
-	out1 := result("zz/0/0/n1", 1, protocol.StateSucceeded)
+	out1 := mkResult("zz/0/0/n1", 1, protocol.StateSucceeded)
 	out1.Outputs = map[string]string{"k": "from-n1"}
 	h.must(MarkDispatched{Now: 7, Entries: []DispatchEntry{{StepID: "zz/0/0/n1", Attempt: 1}, {StepID: "zz/0/0/n2", Attempt: 1}}})
 	h.must(RecordResults{Now: 8, Results: []protocol.StepResult{out, out1}})
@@ -404,12 +404,12 @@ func TestConcurrentReaders(t *testing.T) {
 			}
 		}()
 	}
-	spec := protocol.PlanSpec{Name: "p", Phases: []protocol.PhaseSpec{{Name: "a", Steps: []protocol.StepSpec{stepSpec("s", roles("node"))}}}}
+	spec := protocol.PlanSpec{Name: "p", Phases: []protocol.PhaseSpec{{Name: "a", Steps: []protocol.StepSpec{mkStep("s", roleSel("node"))}}}}
 	for i := range 50 {
 		id := fmt.Sprintf("p%d", i)
 		h.must(SubmitPlan{PlanID: id, Now: int64(i), Spec: spec})
 		h.must(MarkDispatched{Now: int64(i), Entries: []DispatchEntry{{StepID: id + "/0/0/n1", Attempt: 1}}})
-		h.must(RecordResults{Now: int64(i), Results: []protocol.StepResult{result(id+"/0/0/n1", 1, protocol.StateSucceeded)}})
+		h.must(RecordResults{Now: int64(i), Results: []protocol.StepResult{mkResult(id+"/0/0/n1", 1, protocol.StateSucceeded)}})
 	}
 	close(stop)
 	wg.Wait()

@@ -212,7 +212,8 @@ func (n *NATSServer) Ready(ctx context.Context) error {
 func (n *NATSServer) ClientURL() string { return n.s.ClientURL() }
 
 // ClusterAddr is the route listener's host:port, as other coordinators
-// name it in their Routes.
+// name it in their Routes. With a wildcard ClusterHost (0.0.0.0) the host
+// is the wildcard: others must use this machine's advertised address.
 func (n *NATSServer) ClusterAddr() string {
 	a := n.s.ClusterAddr()
 	if a == nil {

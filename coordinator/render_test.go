@@ -16,13 +16,13 @@ func renderPlan(t *testing.T) (*fsmHarness, *Plan) {
 	h := newFSMHarness(t)
 	registerTestNodes(h)
 	h.must(SubmitPlan{PlanID: "p1", Now: 1, Spec: protocol.PlanSpec{Name: "p", Phases: []protocol.PhaseSpec{
-		{Name: "a", Steps: []protocol.StepSpec{stepSpec("init", roles("node")), stepSpec("use", roles("master"))}}}}})
+		{Name: "a", Steps: []protocol.StepSpec{mkStep("init", roleSel("node")), mkStep("use", roleSel("master"))}}}}})
 	h.must(MarkDispatched{Now: 2, Entries: []DispatchEntry{{StepID: "p1/0/0/n1", Attempt: 1}, {StepID: "p1/0/0/n2", Attempt: 1}, {StepID: "p1/0/0/n3", Attempt: 1}}})
-	n1 := result("p1/0/0/n1", 1, protocol.StateSucceeded)
+	n1 := mkResult("p1/0/0/n1", 1, protocol.StateSucceeded)
 	n1.Outputs = map[string]string{"other": "o1", "both": "from-n1"}
-	n2 := result("p1/0/0/n2", 1, protocol.StateSucceeded)
+	n2 := mkResult("p1/0/0/n2", 1, protocol.StateSucceeded)
 	n2.Outputs = map[string]string{"token": "abc.123", "both": "from-n2"}
-	n3 := result("p1/0/0/n3", 1, protocol.StateRunning)
+	n3 := mkResult("p1/0/0/n3", 1, protocol.StateRunning)
 	h.must(RecordResults{Now: 3, Results: []protocol.StepResult{n1, n2, n3}})
 	return h, h.plan("p1")
 }
@@ -69,11 +69,11 @@ func TestRenderFailures(t *testing.T) {
 		want   error
 		text   []string
 	}{
-		{"missing output", shell(`x {{output "init" "nope"}}`), ErrMissingOutput,
+		{"missing output", shellAction(`x {{output "init" "nope"}}`), ErrMissingOutput,
 			[]string{"p1/0/1/m1", "command", `step "init"`, `output "nope"`}},
 		{"missing step", protocol.Action{Kind: "shell", Env: map[string]string{"A": `{{output "ghost" "x"}}`}}, ErrMissingOutput,
 			[]string{"env A", `no step "ghost"`}},
-		{"output of a step still running", shell(`{{output "use" "x"}}`), ErrMissingOutput, []string{`step "use"`}},
+		{"output of a step still running", shellAction(`{{output "use" "x"}}`), ErrMissingOutput, []string{`step "use"`}},
 		{"bad syntax", protocol.Action{Kind: "shell", Dir: "{{"}, ErrTemplate, []string{"dir"}},
 		{"execution error", protocol.Action{Kind: "shell", Content: "{{.Missing}}"}, ErrTemplate, []string{"content", "Missing"}},
 	} {
@@ -93,13 +93,13 @@ func TestRenderFailures(t *testing.T) {
 
 func TestRenderDispatch(t *testing.T) {
 	h, _ := renderPlan(t)
-	h.must(RecordResults{Now: 4, Results: []protocol.StepResult{result("p1/0/0/n3", 1, protocol.StateSucceeded)}})
+	h.must(RecordResults{Now: 4, Results: []protocol.StepResult{mkResult("p1/0/0/n3", 1, protocol.StateSucceeded)}})
 	sched := h.f.Schedule(Scheduler{}, 10, nil, nil)
 	if len(sched.Dispatch) != 1 {
 		t.Fatalf("schedule %+v", sched)
 	}
 	d := sched.Dispatch[0]
-	d.Spec.Action = shell(`echo {{output "init" "token"}} on {{.Node}}`)
+	d.Spec.Action = shellAction(`echo {{output "init" "token"}} on {{.Node}}`)
 	got, err := h.f.RenderDispatch(d)
 	if err != nil || got.Command != "echo abc.123 on m1" {
 		t.Fatalf("RenderDispatch: %q %v", got.Command, err)

@@ -138,9 +138,9 @@ func TestSchedulerPhaseAndStepOrder(t *testing.T) {
 	h := newFSMHarness(t)
 	registerTestNodes(h)
 	h.must(SubmitPlan{PlanID: "p1", Now: 1, Spec: protocol.PlanSpec{Name: "install", Phases: []protocol.PhaseSpec{
-		{Name: "prepare", Steps: []protocol.StepSpec{stepSpec("a", protocol.Selector{}), stepSpec("b", roles("node"))}},
-		{Name: "init", Steps: []protocol.StepSpec{stepSpec("c", roles("master"))}},
-		{Name: "join", Steps: []protocol.StepSpec{{Name: "d", Target: roles("node"), Action: shell(`kubeadm join --token {{output "c" "token"}}`)}}},
+		{Name: "prepare", Steps: []protocol.StepSpec{mkStep("a", protocol.Selector{}), mkStep("b", roleSel("node"))}},
+		{Name: "init", Steps: []protocol.StepSpec{mkStep("c", roleSel("master"))}},
+		{Name: "join", Steps: []protocol.StepSpec{{Name: "d", Target: roleSel("node"), Action: shellAction(`kubeadm join --token {{output "c" "token"}}`)}}},
 	}}})
 	sim := newSimulation(t, h)
 	sim.agent = func(d Dispatch, action protocol.Action) protocol.StepResult {
@@ -185,7 +185,7 @@ func TestSchedulerParallel(t *testing.T) {
 			h := newFSMHarness(t)
 			registerTestNodes(h)
 			h.must(SubmitPlan{PlanID: "p1", Now: 1, Spec: protocol.PlanSpec{Name: "p", Phases: []protocol.PhaseSpec{
-				{Name: "a", Parallel: c.parallel, Steps: []protocol.StepSpec{stepSpec("s1", protocol.Selector{}), stepSpec("s2", protocol.Selector{})}}}}})
+				{Name: "a", Parallel: c.parallel, Steps: []protocol.StepSpec{mkStep("s1", protocol.Selector{}), mkStep("s2", protocol.Selector{})}}}}})
 			if first := h.f.Schedule(Scheduler{}, 0, nil, nil); len(first.Dispatch) != c.firstRound {
 				t.Fatalf("first round dispatches %d, want %d", len(first.Dispatch), c.firstRound)
 			}
@@ -212,7 +212,7 @@ func TestSchedulerParallel(t *testing.T) {
 }
 
 func TestSchedulerBackoff(t *testing.T) {
-	h := onePlan(t, protocol.RetryPolicy{Attempts: 3, BackoffMs: 1000}, false, false)
+	h := mkOnePlan(t, protocol.RetryPolicy{Attempts: 3, BackoffMs: 1000}, false, false)
 	const id = "p1/0/0/m1"
 	expect := func(now int64, attempt int) {
 		t.Helper()
@@ -228,13 +228,13 @@ func TestSchedulerBackoff(t *testing.T) {
 		}
 	}
 	expect(0, 1)
-	h.play(id, res(1, protocol.StateFailed, 10)) // next try at 1010
+	h.play(id, evResult(1, protocol.StateFailed, 10)) // next try at 1010
 	expect(1009, 0)
 	expect(1010, 2)
-	h.play(id, res(2, protocol.StateFailed, 1020)) // next try at 1020+2000
+	h.play(id, evResult(2, protocol.StateFailed, 1020)) // next try at 1020+2000
 	expect(3019, 0)
 	expect(3020, 3)
-	h.play(id, res(3, protocol.StateFailed, 3030))
+	h.play(id, evResult(3, protocol.StateFailed, 3030))
 	expect(1<<40, 0)
 	if h.plan("p1").State != PlanFailed {
 		t.Fatal("plan not failed after the last attempt")
@@ -257,7 +257,7 @@ func TestSchedulerUnreachable(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			h := newFSMHarness(t)
 			registerTestNodes(h)
-			s := stepSpec("s", roles("node"))
+			s := mkStep("s", roleSel("node"))
 			s.Retry = c.retry
 			h.must(SubmitPlan{PlanID: "p1", Now: 1, Spec: protocol.PlanSpec{Name: "p", Phases: []protocol.PhaseSpec{
 				{Name: "a", Parallel: 1, Steps: []protocol.StepSpec{s}}}}})
@@ -298,7 +298,7 @@ func TestSchedulerInFlight(t *testing.T) {
 	h := newFSMHarness(t)
 	registerTestNodes(h)
 	h.must(SubmitPlan{PlanID: "p1", Now: 1, Spec: protocol.PlanSpec{Name: "p", Phases: []protocol.PhaseSpec{
-		{Name: "a", Parallel: 2, Steps: []protocol.StepSpec{stepSpec("s", roles("node"))}}}}})
+		{Name: "a", Parallel: 2, Steps: []protocol.StepSpec{mkStep("s", roleSel("node"))}}}}})
 	s := h.f.Schedule(Scheduler{}, 0, map[string]bool{"p1/0/0/n1": true}, nil)
 	if len(s.Dispatch) != 1 || s.Dispatch[0].Node != "n2" {
 		t.Fatalf("with n1 in flight: %+v", s.Dispatch)
@@ -315,11 +315,11 @@ func TestSchedulerInFlight(t *testing.T) {
 func TestSchedulerResendsOverdue(t *testing.T) {
 	h := newFSMHarness(t)
 	registerTestNodes(h)
-	s1 := stepSpec("s1", protocol.Selector{Nodes: []string{"n1", "n2"}})
+	s1 := mkStep("s1", protocol.Selector{Nodes: []string{"n1", "n2"}})
 	s1.TimeoutMs, s1.Retry = 1000, protocol.RetryPolicy{Attempts: 3}
 	h.must(SubmitPlan{PlanID: "p1", Now: 1, Spec: protocol.PlanSpec{Name: "p", Phases: []protocol.PhaseSpec{{Name: "a", Steps: []protocol.StepSpec{s1}}}}})
 	h.must(MarkDispatched{Now: 100, Entries: []DispatchEntry{{StepID: "p1/0/0/n1", Attempt: 1}, {StepID: "p1/0/0/n2", Attempt: 1}}})
-	h.play("p1/0/0/n2", res(1, protocol.StateRunning, 150))
+	h.play("p1/0/0/n2", evResult(1, protocol.StateRunning, 150))
 	sc := Scheduler{Grace: 500}
 	down := func(node string) bool { return node == "n2" }
 
@@ -349,8 +349,8 @@ func TestSchedulerResendsOverdue(t *testing.T) {
 		t.Fatalf("n2 is %s", ns.State)
 	}
 	// Steps without a timeout use the scheduler's default.
-	h2 := onePlan(t, protocol.RetryPolicy{}, false, false)
-	h2.play("p1/0/0/m1", mark(1, 0))
+	h2 := mkOnePlan(t, protocol.RetryPolicy{}, false, false)
+	h2.play("p1/0/0/m1", evMark(1, 0))
 	if s := h2.f.Schedule(Scheduler{DefaultTimeout: 100, Grace: 1}, 101, nil, nil); len(s.Resend) != 0 {
 		t.Fatalf("resent early: %+v", s)
 	}
@@ -366,7 +366,7 @@ func TestSchedulerRunsPlansIndependently(t *testing.T) {
 	h := newFSMHarness(t)
 	registerTestNodes(h)
 	spec := protocol.PlanSpec{Name: "p", Phases: []protocol.PhaseSpec{
-		{Name: "a", Parallel: 1, Steps: []protocol.StepSpec{stepSpec("s1", roles("node")), stepSpec("s2", roles("master"))}}}}
+		{Name: "a", Parallel: 1, Steps: []protocol.StepSpec{mkStep("s1", roleSel("node")), mkStep("s2", roleSel("master"))}}}}
 	h.must(SubmitPlan{PlanID: "bad", Now: 1, Spec: spec})
 	h.must(SubmitPlan{PlanID: "good", Now: 2, Spec: spec})
 	first := h.f.Schedule(Scheduler{}, 0, nil, nil)
@@ -397,11 +397,11 @@ func TestSchedulerRunsPlansIndependently(t *testing.T) {
 }
 
 func TestDispatchMessage(t *testing.T) {
-	spec := stepSpec("s", roles("node"))
+	spec := mkStep("s", roleSel("node"))
 	spec.TimeoutMs, spec.Idempotent = 5000, true
 	d := Dispatch{StepID: "p1/0/0/n1", PlanID: "p1", Node: "n1", Spec: spec, Attempt: 2}
-	m := d.Message(shell("rendered"), 7, "m1")
-	want := protocol.StepDispatch{StepID: "p1/0/0/n1", PlanID: "p1", Node: "n1", Action: shell("rendered"),
+	m := d.Message(shellAction("rendered"), 7, "m1")
+	want := protocol.StepDispatch{StepID: "p1/0/0/n1", PlanID: "p1", Node: "n1", Action: shellAction("rendered"),
 		TimeoutMs: 5000, Idempotent: true, Attempt: 2, Term: 7, Leader: "m1"}
 	if !reflect.DeepEqual(*m, want) {
 		t.Fatalf("message %+v", m)

@@ -27,33 +27,33 @@ func richState(t testing.TB) *fsmHarness {
 	h := newFSMHarness(t)
 	registerTestNodes(h)
 	two := protocol.PlanSpec{Name: "two", Phases: []protocol.PhaseSpec{
-		{Name: "first", Parallel: 2, Steps: []protocol.StepSpec{{Name: "init", Target: roles("node"),
+		{Name: "first", Parallel: 2, Steps: []protocol.StepSpec{{Name: "init", Target: roleSel("node"),
 			Action: protocol.Action{Kind: "write-file", Path: "/etc/x", Content: "{{.Node}}", Mode: 0o600, Env: map[string]string{"K": "v"}},
 			Retry:  protocol.RetryPolicy{Attempts: 3, BackoffMs: 50}, TimeoutMs: 1000, Idempotent: true}}},
 		{Name: "second", Steps: []protocol.StepSpec{{Name: "use", Target: protocol.Selector{Nodes: []string{"host-m1"}, Labels: map[string]string{"zone": "a"}},
-			Action: shell(`echo {{output "init" "token"}}`)}}},
+			Action: shellAction(`echo {{output "init" "token"}}`)}}},
 	}}
 	h.must(SubmitPlan{PlanID: "pending", Now: 10, Spec: two})
 
 	h.must(SubmitPlan{PlanID: "running", Now: 11, Spec: two})
 	h.must(MarkDispatched{Now: 20, Entries: []DispatchEntry{{StepID: "running/0/0/n1", Attempt: 1, Term: 2},
 		{StepID: "running/0/0/n2", Attempt: 1, Term: 2}, {StepID: "running/0/0/n3", Attempt: 1, Term: 2}}})
-	ok := result("running/0/0/n1", 1, protocol.StateSucceeded)
+	ok := mkResult("running/0/0/n1", 1, protocol.StateSucceeded)
 	ok.Output, ok.OutputDigest, ok.Outputs, ok.DurationMs = "token printed\n", "sha256:0a", map[string]string{"token": "abc.def", "hash": "sha256:1"}, 30
-	h.must(RecordResults{Now: 30, Term: 2, Results: []protocol.StepResult{ok, result("running/0/0/n2", 1, protocol.StateRunning),
+	h.must(RecordResults{Now: 30, Term: 2, Results: []protocol.StepResult{ok, mkResult("running/0/0/n2", 1, protocol.StateRunning),
 		{StepID: "running/0/0/n3", Node: "n3", Attempt: 1, State: protocol.StateFailed, ExitCode: 7, Error: "exit 7", Code: protocol.CodeInternal}}})
 
 	h.must(SubmitPlan{PlanID: "succeeded", Now: 12, Spec: protocol.PlanSpec{Name: "one", Phases: []protocol.PhaseSpec{
-		{Name: "only", Steps: []protocol.StepSpec{stepSpec("s", roles("master"))}}}}})
-	h.play("succeeded/0/0/m1", mark(1, 40), res(1, protocol.StateSucceeded, 41))
+		{Name: "only", Steps: []protocol.StepSpec{mkStep("s", roleSel("master"))}}}}})
+	h.play("succeeded/0/0/m1", evMark(1, 40), evResult(1, protocol.StateSucceeded, 41))
 
 	h.must(SubmitPlan{PlanID: "failed", Now: 13, Spec: protocol.PlanSpec{Name: "once", Phases: []protocol.PhaseSpec{
-		{Name: "only", Steps: []protocol.StepSpec{stepSpec("s", roles("node")), stepSpec("t", roles("master"))}}}}})
+		{Name: "only", Steps: []protocol.StepSpec{mkStep("s", roleSel("node")), mkStep("t", roleSel("master"))}}}}})
 	h.must(MarkDispatched{Now: 50, Entries: []DispatchEntry{{StepID: "failed/0/0/n1", Attempt: 1, Term: 3}, {StepID: "failed/0/0/n2", Attempt: 1, Term: 3}}})
 	h.must(RecordResults{Now: 60, Term: 3, Results: []protocol.StepResult{
 		{StepID: "failed/0/0/n1", Node: "n1", Attempt: 1, State: protocol.StateInterrupted, ExitCode: -1, Code: protocol.CodeNodeUnreachable, Error: "node unreachable"}}})
 	h.must(SubmitPlan{PlanID: "failed2", Now: 14, Spec: two})
-	h.play("failed2/0/0/n1", mark(1, 70), res(1, protocol.StateFailed, 71), mark(2, 200), res(2, protocol.StateFailed, 201), mark(3, 400), res(3, protocol.StateFailed, 401))
+	h.play("failed2/0/0/n1", evMark(1, 70), evResult(1, protocol.StateFailed, 71), evMark(2, 200), evResult(2, protocol.StateFailed, 201), evMark(3, 400), evResult(3, protocol.StateFailed, 401))
 	h.must(RemoveNode{ID: "n3"})
 	return h
 }
@@ -115,7 +115,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	other := newFSMHarness(t)
 	other.must(RegisterNode{Member: testMember("stale", nil, nil), Now: 1})
 	other.must(SubmitPlan{PlanID: "stale", Now: 1, Spec: protocol.PlanSpec{Name: "x", Phases: []protocol.PhaseSpec{
-		{Name: "a", Steps: []protocol.StepSpec{stepSpec("s", protocol.Selector{})}}}}})
+		{Name: "a", Steps: []protocol.StepSpec{mkStep("s", protocol.Selector{})}}}}})
 	changed := other.f.Changes()
 
 	metas, err := store.List()
@@ -145,7 +145,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		t.Fatal("restore did not signal a change")
 	}
 	// The restored FSM goes on like the original.
-	next := RecordResults{Now: 500, Results: []protocol.StepResult{result("running/0/0/n2", 1, protocol.StateSucceeded)}}
+	next := RecordResults{Now: 500, Results: []protocol.StepResult{mkResult("running/0/0/n2", 1, protocol.StateSucceeded)}}
 	h2 := newFSMHarness(t)
 	h2.f = NewFSM(nil)
 	if err := h2.f.Restore(io.NopCloser(bytes.NewReader(snapshotBytes(t, want)))); err != nil {
@@ -158,30 +158,30 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	}
 }
 
-// failingSink is a snapshot sink whose writes fail after limit bytes.
-type failingSink struct {
+// failingSnapshotSink is a snapshot sink whose writes fail after limit bytes.
+type failingSnapshotSink struct {
 	limit             int
 	written           int
 	closed, cancelled bool
 }
 
-func (s *failingSink) Write(p []byte) (int, error) {
+func (s *failingSnapshotSink) Write(p []byte) (int, error) {
 	if s.written+len(p) > s.limit {
 		return 0, errors.New("disk full")
 	}
 	s.written += len(p)
 	return len(p), nil
 }
-func (s *failingSink) Close() error  { s.closed = true; return nil }
-func (s *failingSink) Cancel() error { s.cancelled = true; return nil }
-func (s *failingSink) ID() string    { return "test" }
+func (s *failingSnapshotSink) Close() error  { s.closed = true; return nil }
+func (s *failingSnapshotSink) Cancel() error { s.cancelled = true; return nil }
+func (s *failingSnapshotSink) ID() string    { return "test" }
 
 func TestPersistCancelsOnError(t *testing.T) {
 	snap, err := richState(t).f.Snapshot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink := &failingSink{limit: 100}
+	sink := &failingSnapshotSink{limit: 100}
 	err = snap.Persist(sink)
 	if err == nil || !strings.Contains(err.Error(), "disk full") {
 		t.Fatalf("persist: %v", err)
@@ -192,23 +192,23 @@ func TestPersistCancelsOnError(t *testing.T) {
 }
 
 // record frames one snapshot record.
-func record(t recordType, body string) []byte {
+func snapRecord(t recordType, body string) []byte {
 	b := []byte{byte(t), 0, 0, 0, 0}
 	binary.BigEndian.PutUint32(b[1:], uint32(len(body)))
 	return append(b, body...)
 }
 
-func join(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+func joinBytes(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 
 func TestReadSnapshotRejects(t *testing.T) {
-	header := record(recHeader, `{"format":1}`)
-	end0 := record(recEnd, `{"nodes":0,"plans":0}`)
-	node := record(recNode, `{"member":{"id":"n1","address":"x","state":"alive"},"registered":1,"updated":1}`)
+	header := snapRecord(recHeader, `{"format":1}`)
+	end0 := snapRecord(recEnd, `{"nodes":0,"plans":0}`)
+	node := snapRecord(recNode, `{"member":{"id":"n1","address":"x","state":"alive"},"registered":1,"updated":1}`)
 	goodPlan := snapshotBytes(t, richState(t).f.StateCopy())
 	if _, err := ReadSnapshot(bytes.NewReader(goodPlan)); err != nil {
 		t.Fatalf("a good snapshot: %v", err)
 	}
-	if st, err := ReadSnapshot(bytes.NewReader(join(header, end0))); err != nil || len(st.Nodes)+len(st.Plans) != 0 {
+	if st, err := ReadSnapshot(bytes.NewReader(joinBytes(header, end0))); err != nil || len(st.Nodes)+len(st.Plans) != 0 {
 		t.Fatalf("an empty snapshot: %v", err)
 	}
 	for _, c := range []struct {
@@ -218,21 +218,21 @@ func TestReadSnapshotRejects(t *testing.T) {
 	}{
 		{"empty", nil, "truncated"},
 		{"header only", header, "truncated"},
-		{"cut in a record", join(header, node[:10]), "truncated record"},
-		{"no header", join(node, end0), "not a header"},
-		{"newer format", join(record(recHeader, `{"format":2}`), end0), "format 2"},
-		{"bad header", join(record(recHeader, `[]`), end0), "header"},
-		{"unknown record", join(header, record(99, `{}`), end0), "unknown record type 99"},
-		{"counts differ", join(header, node, end0), "end record counts 0 nodes"},
-		{"data after end", join(header, end0, []byte{0}), "data after the end record"},
-		{"repeated node", join(header, node, node, record(recEnd, `{"nodes":2}`)), "repeated"},
-		{"invalid node ID", join(header, record(recNode, `{"member":{"id":"a.b"}}`), end0), "invalid"},
-		{"huge record", join(header, []byte{byte(recNode), 0xff, 0xff, 0xff, 0xff}), "record of"},
-		{"plan without runs", join(header, record(recPlan, `{"id":"p","state":"running","phases":[{"name":"a","steps":[{"nodes":["n1"]}]}]}`), end0), "0 runs for 1 nodes"},
-		{"plan with a misnamed run", join(header, record(recPlan, `{"id":"p","state":"running","phases":[{"name":"a","steps":[{"nodes":["n1"],"runs":{"n1":{"stepID":"p/0/1/n1","node":"n1"}}}]}]}`), end0), "bad run"},
-		{"plan with unsorted nodes", join(header, record(recPlan, `{"id":"p","state":"running","phases":[{"name":"a","steps":[{"nodes":["n2","n1"]}]}]}`), end0), "not sorted"},
-		{"plan in no state", join(header, record(recPlan, `{"id":"p","state":"odd"}`), end0), "state"},
-		{"plan with a bad ID", join(header, record(recPlan, `{"id":"a/b","state":"running"}`), end0), "invalid ID"},
+		{"cut in a record", joinBytes(header, node[:10]), "truncated record"},
+		{"no header", joinBytes(node, end0), "not a header"},
+		{"newer format", joinBytes(snapRecord(recHeader, `{"format":2}`), end0), "format 2"},
+		{"bad header", joinBytes(snapRecord(recHeader, `[]`), end0), "header"},
+		{"unknown record", joinBytes(header, snapRecord(99, `{}`), end0), "unknown record type 99"},
+		{"counts differ", joinBytes(header, node, end0), "end record counts 0 nodes"},
+		{"data after end", joinBytes(header, end0, []byte{0}), "data after the end record"},
+		{"repeated node", joinBytes(header, node, node, snapRecord(recEnd, `{"nodes":2}`)), "repeated"},
+		{"invalid node ID", joinBytes(header, snapRecord(recNode, `{"member":{"id":"a.b"}}`), end0), "invalid"},
+		{"huge record", joinBytes(header, []byte{byte(recNode), 0xff, 0xff, 0xff, 0xff}), "record of"},
+		{"plan without runs", joinBytes(header, snapRecord(recPlan, `{"id":"p","state":"running","phases":[{"name":"a","steps":[{"nodes":["n1"]}]}]}`), end0), "0 runs for 1 nodes"},
+		{"plan with a misnamed run", joinBytes(header, snapRecord(recPlan, `{"id":"p","state":"running","phases":[{"name":"a","steps":[{"nodes":["n1"],"runs":{"n1":{"stepID":"p/0/1/n1","node":"n1"}}}]}]}`), end0), "bad run"},
+		{"plan with unsorted nodes", joinBytes(header, snapRecord(recPlan, `{"id":"p","state":"running","phases":[{"name":"a","steps":[{"nodes":["n2","n1"]}]}]}`), end0), "not sorted"},
+		{"plan in no state", joinBytes(header, snapRecord(recPlan, `{"id":"p","state":"odd"}`), end0), "state"},
+		{"plan with a bad ID", joinBytes(header, snapRecord(recPlan, `{"id":"a/b","state":"running"}`), end0), "invalid ID"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := ReadSnapshot(bytes.NewReader(c.in))
@@ -305,7 +305,7 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		b, _ := EncodeCommand(c)
 		write("FuzzDecodeCommand", c.CommandType().String(), b)
 	}
-	for i, e := range buildLog(t) {
+	for i, e := range buildTestLog(t) {
 		write("FuzzDecodeCommand", fmt.Sprintf("log-%02d", i), e)
 	}
 	write("FuzzDecodeCommand", "truncated", []byte{byte(CmdSubmitPlan), '{', '"'})

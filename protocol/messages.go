@@ -78,6 +78,11 @@ type StepDispatch struct {
 	Attempt    int    `json:"attempt"`
 	Term       uint64 `json:"term"`
 	Leader     string `json:"leader"`
+	// WaitMs is how long the leader waits for this reply. An agent whose
+	// step is still running when that time is nearly up answers with state
+	// running; the leader asks again (a long poll), so a step of any length
+	// never leaves the leader waiting on an agent that died.
+	WaitMs int64 `json:"waitMs,omitempty"`
 }
 
 func (*StepDispatch) Type() MessageType { return TypeStepDispatch }
