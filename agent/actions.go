@@ -52,12 +52,16 @@ func NewRegistry() *Registry {
 	return &Registry{actions: map[string]Action{}}
 }
 
-// Builtins returns a registry holding the built-in kinds: "shell" (Shell)
-// and "write-file" (WriteFile).
+// Builtins returns a registry holding the built-in kinds: "shell" (Shell),
+// "write-file" (WriteFile) and "noop" (does nothing and succeeds: it lets
+// `drove bench steps` measure the dispatch pipeline, not process start-up).
 func Builtins() *Registry {
 	r := NewRegistry()
 	r.Register("shell", Shell{})
 	r.Register("write-file", WriteFile{})
+	r.Register("noop", ActionFunc(func(context.Context, protocol.Action, io.Writer) (int, map[string]string, error) {
+		return 0, nil, nil
+	}))
 	return r
 }
 

@@ -203,16 +203,25 @@ func (e *Executor) Handle(ctx context.Context, d *protocol.StepDispatch) *protoc
 		log.Warn("not re-running an interrupted step that is not idempotent")
 		return interruptedReply(rec, e.node)
 	}
-	started := time.Now()
-	if err := e.journal.Begin(d.StepID, d.Attempt, d.Term, started); err != nil {
-		e.mu.Unlock()
-		log.Error("journal step start; not running it", "err", err)
-		return e.reject(d, protocol.CodeInternal, "%v", err)
-	}
+	// Claim the step (duplicates now wait for this run), then journal its
+	// start outside the lock, so concurrent steps share journal commits
+	// instead of queueing behind each other's fsync.
 	r := &run{done: make(chan struct{})}
 	e.running[d.StepID] = r
 	e.wg.Add(1)
 	e.mu.Unlock()
+	started := time.Now()
+	if err := e.journal.Begin(d.StepID, d.Attempt, d.Term, started); err != nil {
+		log.Error("journal step start; not running it", "err", err)
+		res := e.reject(d, protocol.CodeInternal, "%v", err)
+		r.result = res
+		e.mu.Lock()
+		delete(e.running, d.StepID)
+		e.mu.Unlock()
+		close(r.done)
+		e.wg.Done()
+		return res
+	}
 
 	log.Info("running step", "kind", d.Action.Kind)
 	go e.execute(log, r, d, started)

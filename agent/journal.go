@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/drove-project/drove/protocol"
@@ -50,6 +51,9 @@ type Record struct {
 // commit, so a record that Begin or Finish returned for survives a crash.
 type Journal struct {
 	db *bolt.DB
+
+	termMu  sync.Mutex
+	highest uint64 // cache of the stored highest term (under termMu)
 }
 
 // OpenJournal opens (creating if needed) the journal at path. Records left
@@ -63,6 +67,9 @@ func OpenJournal(path string) (*Journal, []string, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("open journal %s: %w", path, err)
 	}
+	// Writes go through db.Batch: concurrent steps share one transaction
+	// and one fsync, each still durable before its call returns.
+	db.MaxBatchDelay = 2 * time.Millisecond
 	var interrupted []string
 	err = db.Update(func(tx *bolt.Tx) error {
 		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
@@ -108,7 +115,12 @@ func OpenJournal(path string) (*Journal, []string, error) {
 		db.Close()
 		return nil, nil, fmt.Errorf("open journal %s: %w", path, err)
 	}
-	return &Journal{db: db}, interrupted, nil
+	j := &Journal{db: db}
+	if j.highest, err = j.Term(); err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	return j, interrupted, nil
 }
 
 // Close closes the journal file.
@@ -150,7 +162,7 @@ func (j *Journal) Begin(id string, attempt int, term uint64, started time.Time) 
 // Finish records the result of step id (its State becomes the record's),
 // keeping the Started time and term Begin wrote.
 func (j *Journal) Finish(id string, res *protocol.StepResult, finished time.Time) error {
-	err := j.db.Update(func(tx *bolt.Tx) error {
+	err := j.db.Batch(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketSteps)
 		r := Record{StepID: id, Attempt: res.Attempt}
 		if v := b.Get([]byte(id)); v != nil {
@@ -173,23 +185,26 @@ func (j *Journal) Finish(id string, res *protocol.StepResult, finished time.Time
 // refused (ok false, with the highest term); an equal or higher one is
 // accepted, and a higher one is stored durably before ObserveTerm returns.
 func (j *Journal) ObserveTerm(term uint64) (ok bool, highest uint64, err error) {
-	err = j.db.Update(func(tx *bolt.Tx) error {
+	j.termMu.Lock()
+	defer j.termMu.Unlock()
+	if term < j.highest {
+		return false, j.highest, nil
+	}
+	if term == j.highest {
+		return true, term, nil // nothing to write: the common case
+	}
+	err = j.db.Batch(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
-		highest = termOf(meta)
-		if term < highest {
+		if termOf(meta) >= term {
 			return nil
 		}
-		ok = true
-		if term == highest {
-			return nil
-		}
-		highest = term
 		return meta.Put(keyTerm, u64(term))
 	})
 	if err != nil {
 		return false, 0, fmt.Errorf("journal term %d: %w", term, err)
 	}
-	return ok, highest, nil
+	j.highest = term
+	return true, term, nil
 }
 
 // Term returns the highest leader term the journal has seen (0 if none).
@@ -206,7 +221,7 @@ func (j *Journal) Term() (uint64, error) {
 }
 
 func (j *Journal) put(r Record) error {
-	return j.db.Update(func(tx *bolt.Tx) error { return putRecord(tx.Bucket(bucketSteps), r) })
+	return j.db.Batch(func(tx *bolt.Tx) error { return putRecord(tx.Bucket(bucketSteps), r) })
 }
 
 func putRecord(b *bolt.Bucket, r Record) error {

@@ -17,11 +17,22 @@ import (
 // coordinator takes each) and forwarded requests on its own subject.
 // Requests that change or must read the latest state go to the leader.
 func (c *Coordinator) serveAPI() error {
+	// NATS runs a subscription's callbacks one at a time; each request
+	// gets its own goroutine (at most apiConcurrency) so a slow raft
+	// commit does not queue every other request behind it.
+	sem := make(chan struct{}, apiConcurrency)
+	handle := func(m *nats.Msg) {
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			c.handleAPI(m)
+		}()
+	}
 	for _, sub := range []struct{ subject, queue string }{
 		{protocol.APISubject, protocol.APIQueue},
 		{protocol.CoordinatorSubject(c.cfg.NodeID), ""},
 	} {
-		s, err := c.cfg.NATS.QueueSubscribe(sub.subject, sub.queue, c.handleAPI)
+		s, err := c.cfg.NATS.QueueSubscribe(sub.subject, sub.queue, handle)
 		if err != nil {
 			return fmt.Errorf("subscribe %s: %w", sub.subject, err)
 		}
@@ -30,7 +41,10 @@ func (c *Coordinator) serveAPI() error {
 	return c.cfg.NATS.Flush()
 }
 
-const apiTimeout = 30 * time.Second
+const (
+	apiTimeout     = 30 * time.Second
+	apiConcurrency = 64
+)
 
 func (c *Coordinator) handleAPI(msg *nats.Msg) {
 	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)

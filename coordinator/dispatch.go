@@ -120,12 +120,16 @@ func (d *dispatcher) round(ctx context.Context) {
 		for _, ph := range p.Phases {
 			for _, step := range ph.Steps {
 				for _, ns := range step.Runs {
-					if ns.State != protocol.StateDispatched || inFlight[ns.StepID] {
+					if ns.State != protocol.StateDispatched {
 						continue
 					}
 					d.mu.Lock()
+					busy := d.inFlight[ns.StepID] // live: includes what this round just sent
 					at, waiting := d.retryAt[ns.StepID]
 					d.mu.Unlock()
+					if busy {
+						continue
+					}
 					if waiting && now.Before(at) {
 						continue
 					}

@@ -334,6 +334,7 @@ func (p *Plan) Detail() protocol.PlanDetail {
 					StepID: ns.StepID, Step: st.Spec.Name, Node: ns.Node, State: ns.State,
 					Attempt: ns.Attempt, Term: ns.Term, ExitCode: ns.ExitCode, Output: ns.Output,
 					Outputs: maps.Clone(ns.Outputs), Error: ns.Error,
+					DispatchedAt: ns.DispatchedAt, FinishedAt: ns.FinishedAt,
 				})
 			}
 		}

@@ -202,6 +202,10 @@ type NodeStepStatus struct {
 	Output   string            `json:"output,omitempty"`
 	Outputs  map[string]string `json:"outputs,omitempty"`
 	Error    string            `json:"error,omitempty"`
+	// DispatchedAt and FinishedAt are when raft recorded the dispatch and
+	// the result (unix ms, stamped by the leader).
+	DispatchedAt int64 `json:"dispatchedAt,omitempty"`
+	FinishedAt   int64 `json:"finishedAt,omitempty"`
 }
 
 // PhaseStatus is one phase of a plan in detail.

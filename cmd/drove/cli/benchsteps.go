@@ -1,0 +1,244 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
+
+	"github.com/drove-project/drove/internal/lab"
+	"github.com/drove-project/drove/protocol"
+)
+
+type benchStepsOptions struct {
+	Agents  int
+	Masters int
+	Steps   int
+	Output  string
+	Dir     string
+}
+
+// benchStepsResult is what `drove bench steps -o json` prints.
+type benchStepsResult struct {
+	Agents           int     `json:"agents"`
+	Masters          int     `json:"masters"`
+	Steps            int     `json:"steps"`
+	Seconds          float64 `json:"seconds"`
+	ResultsPerSec    float64 `json:"resultsPerSecond"`
+	P50Ms            float64 `json:"dispatchToResultP50Ms"`
+	P99Ms            float64 `json:"dispatchToResultP99Ms"`
+	NATSP50Ms        float64 `json:"natsRequestReplyP50Ms"`
+	NATSP99Ms        float64 `json:"natsRequestReplyP99Ms"`
+	P99OverNATSP99   float64 `json:"p99OverNatsP99"`
+	GoalPerSec       float64 `json:"goalResultsPerSecond"`
+	GoalP99Ms        float64 `json:"goalP99Ms"`
+	MeetsRateGoal    bool    `json:"meetsRateGoal"`
+	MeetsLatencyGoal bool    `json:"meetsLatencyGoal"`
+}
+
+func newBenchStepsCmd(g *Globals) *cobra.Command {
+	o := &benchStepsOptions{}
+	cmd := &cobra.Command{
+		Use:   "steps",
+		Short: "Committed step results per second through a real lab, against raw NATS request-reply",
+		Long: `bench steps starts a lab (real agent processes, raft and NATS on loopback),
+runs --steps node-steps of a no-op action spread over --agents agents (one
+plan per step round, all plans at once), and reports committed results per
+second and the dispatch-to-result latency as raft recorded it. As the
+baseline it measures plain NATS request-reply latency through the same
+lab's servers in the same run. Goals: >= 2,000 results/s, p99 <= 20 ms.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.Output != "table" {
+				if err := checkOutputFormat(o.Output); err != nil {
+					return err
+				}
+			}
+			if o.Agents < 1 || o.Steps < o.Agents {
+				return usageErrorf("need --agents >= 1 and --steps >= --agents")
+			}
+			return runBenchSteps(cmd.Context(), g, o)
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.Agents, "agents", 10, "plain agents that run steps")
+	f.IntVar(&o.Masters, "masters", 3, "coordinators")
+	f.IntVar(&o.Steps, "steps", 1000, "node-steps to run")
+	f.StringVar(&o.Dir, "dir", "", "lab directory (default: a temporary one)")
+	f.StringVarP(&o.Output, "output", "o", "table", "output format: table, json or yaml")
+	return cmd
+}
+
+func runBenchSteps(ctx context.Context, g *Globals, o *benchStepsOptions) error {
+	dir := o.Dir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "drove-bench-steps-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	bin, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	// Agents start at .101 so a bench does not collide with a `lab up`.
+	l, err := lab.Up(lab.Options{Dir: dir, Binary: bin, Masters: o.Masters, Nodes: o.Agents, FirstIP: 101})
+	if err != nil {
+		return err
+	}
+	defer l.Down()
+	rctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if _, err := l.WaitReady(rctx); err != nil {
+		return err
+	}
+	nc, err := l.Connect()
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	cf := &clientFlags{Timeout: time.Minute}
+
+	fmt.Fprintln(g.Err, "baseline: NATS request-reply through the lab's servers ...")
+	natsLat, err := natsBaseline(nc, l, 2000)
+	if err != nil {
+		return err
+	}
+
+	rounds := o.Steps / o.Agents
+	fmt.Fprintf(g.Err, "running %d plans x %d agents of no-op steps ...\n", rounds, o.Agents)
+	spec := protocol.PlanSpec{Name: "bench", Phases: []protocol.PhaseSpec{{Name: "bench", Steps: []protocol.StepSpec{{
+		Name: "noop", Target: protocol.Selector{Roles: []string{"node"}}, Action: protocol.Action{Kind: "noop"},
+	}}}}}
+	start := time.Now()
+	ids := make([]string, rounds)
+	errs := make(chan error, rounds)
+	for i := range ids {
+		go func(i int) {
+			var sub protocol.PlanSubmitted
+			err := cf.call(ctx, nc, &protocol.PlanSubmit{Plan: spec}, &sub)
+			ids[i] = sub.PlanID
+			errs <- err
+		}(i)
+	}
+	for range ids {
+		if err := <-errs; err != nil {
+			return err
+		}
+	}
+	var lat []float64
+	for _, id := range ids {
+		for {
+			var d protocol.PlanDetail
+			if err := cf.call(ctx, nc, &protocol.PlanGetRequest{PlanID: id}, &d); err != nil {
+				return err
+			}
+			if d.Summary.State == "failed" {
+				return fmt.Errorf("bench plan %s failed", id)
+			}
+			if d.Summary.State == "succeeded" {
+				for _, ph := range d.Phases {
+					for _, s := range ph.Steps {
+						lat = append(lat, float64(s.FinishedAt-s.DispatchedAt))
+					}
+				}
+				break
+			}
+			time.Sleep(10 * time.Millisecond) // polling interval
+		}
+	}
+	// The run ends when the last result was committed.
+	elapsed := time.Since(start)
+	var lastFinish int64
+	for _, id := range ids {
+		var d protocol.PlanDetail
+		if err := cf.call(ctx, nc, &protocol.PlanGetRequest{PlanID: id}, &d); err == nil {
+			for _, ph := range d.Phases {
+				for _, s := range ph.Steps {
+					lastFinish = max(lastFinish, s.FinishedAt)
+				}
+			}
+		}
+	}
+	if lastFinish > 0 {
+		elapsed = time.UnixMilli(lastFinish).Sub(start)
+	}
+	n := rounds * o.Agents
+	r := benchStepsResult{
+		Agents: o.Agents, Masters: o.Masters, Steps: n, Seconds: elapsed.Seconds(),
+		ResultsPerSec: float64(n) / elapsed.Seconds(),
+		P50Ms:         percentile(lat, 50), P99Ms: percentile(lat, 99),
+		NATSP50Ms: percentile(natsLat, 50), NATSP99Ms: percentile(natsLat, 99),
+		GoalPerSec: 2000, GoalP99Ms: 20,
+	}
+	if r.NATSP99Ms > 0 {
+		r.P99OverNATSP99 = r.P99Ms / r.NATSP99Ms
+	}
+	r.MeetsRateGoal = r.ResultsPerSec >= r.GoalPerSec
+	r.MeetsLatencyGoal = r.P99Ms <= r.GoalP99Ms
+	if o.Output != "table" {
+		return writeStructured(g.Out, o.Output, r)
+	}
+	fmt.Fprintf(g.Out, "lab:                       %d masters, %d agents\n", o.Masters, o.Agents)
+	fmt.Fprintf(g.Out, "committed results:         %d in %.2f s = %.0f/s (goal >= %.0f: %s)\n", n, r.Seconds, r.ResultsPerSec, r.GoalPerSec, pass(r.MeetsRateGoal))
+	fmt.Fprintf(g.Out, "dispatch-to-result:        p50 %.1f ms, p99 %.1f ms (goal p99 <= %.0f ms: %s)\n", r.P50Ms, r.P99Ms, r.GoalP99Ms, pass(r.MeetsLatencyGoal))
+	fmt.Fprintf(g.Out, "NATS request-reply:        p50 %.2f ms, p99 %.2f ms (baseline)\n", r.NATSP50Ms, r.NATSP99Ms)
+	fmt.Fprintf(g.Out, "p99 / NATS p99:            %.1f\n", r.P99OverNATSP99)
+	return nil
+}
+
+// natsBaseline times request-reply round trips between two clients
+// connected to different coordinators' servers (so they cross a route, as
+// dispatches do).
+func natsBaseline(requester *nats.Conn, l *lab.Lab, n int) ([]float64, error) {
+	responder, err := l.Connect()
+	if err != nil {
+		return nil, err
+	}
+	defer responder.Close()
+	subject := "_INBOX.drove-bench." + fmt.Sprint(time.Now().UnixNano())
+	sub, err := responder.Subscribe(subject, func(m *nats.Msg) { m.Respond(m.Data) })
+	if err != nil {
+		return nil, err
+	}
+	defer sub.Unsubscribe()
+	if err := responder.Flush(); err != nil {
+		return nil, err
+	}
+	payload := make([]byte, 256)
+	// Warm up until the subscription has propagated.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := requester.Request(subject, payload, time.Second); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("NATS baseline: no reply on %s", subject)
+		}
+	}
+	out := make([]float64, 0, n)
+	for i := 0; i < n; i++ {
+		t0 := time.Now()
+		if _, err := requester.Request(subject, payload, 5*time.Second); err != nil {
+			return nil, fmt.Errorf("NATS baseline: %w", err)
+		}
+		out = append(out, float64(time.Since(t0).Microseconds())/1000)
+	}
+	return out, nil
+}
+
+func percentile(xs []float64, p float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	i := int(float64(len(s)-1) * p / 100)
+	return s[i]
+}
