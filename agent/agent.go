@@ -101,6 +101,7 @@ func (a *Agent) member() protocol.Member {
 		ID: a.id, Name: a.cfg.Name, Address: a.cfg.AdvertiseAddr, Roles: a.cfg.Roles, Labels: a.cfg.Labels,
 		Arch: a.facts.Arch, OS: a.facts.OS, Version: version.String(), State: "alive",
 		Coord: a.cfg.Coordinator, NATSPort: a.cfg.NATSPort, RaftPort: a.cfg.RaftPort, RoutePort: a.cfg.RoutePort,
+		GossipPort: a.cfg.GossipPort,
 	}
 }
 
@@ -109,16 +110,17 @@ func (a *Agent) member() protocol.Member {
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.exec.Close()
 	defer a.gossip.Shutdown()
-	if len(a.cfg.Join) > 0 {
+	if seeds := a.joinSeeds(); len(seeds) > 0 {
 		go func() {
-			n, err := a.gossip.Join(ctx, a.cfg.Join)
+			n, err := a.gossip.Join(ctx, seeds)
 			if err != nil && ctx.Err() == nil {
-				a.log.Error("join cluster", "seeds", a.cfg.Join, "err", err)
+				a.log.Error("join cluster", "seeds", seeds, "err", err)
 				return
 			}
 			a.log.Info("joined cluster", "contacted", n)
 		}()
 	}
+	go a.rememberPeers(ctx)
 	nc, err := a.connect(ctx)
 	if err != nil {
 		if ctx.Err() != nil {

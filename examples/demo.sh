@@ -65,4 +65,29 @@ CFG
   [ "$a" = "$c" ] || { echo "digest mismatch after push/pull: $a vs $c"; exit 1; }
   echo "hello-cluster:v1 is $a after push and pull"
 fi
+step "a cluster of agents on this machine: 3 masters (raft + NATS) and 3 nodes"
+d lab up --masters 3 --nodes 3 --dir "$work/lab"
+trap '"$drove" lab down --dir "$work/lab" >/dev/null 2>&1 || true; [ -n "${regpid:-}" ] && kill $regpid 2>/dev/null || true' EXIT
+step "run a command on every node, exactly once each, through the coordinator"
+d exec -- 'echo "$(cat /proc/sys/kernel/hostname) says hello"'
+d exec --roles master --parallel 1 -- 'echo one master at a time'
+leader=$("$drove" status -o json | grep -m1 '"leader"' | sed 's/.*"leader": "\([^"]*\)".*/\1/')
+step "kill -9 the raft leader ($leader): the others elect a new one and carry on"
+d lab kill --dir "$work/lab" "$leader"
+for _ in $(seq 50); do
+  now=$("$drove" status -o json 2>/dev/null | grep -m1 '"leader"' | sed 's/.*"leader": "\([^"]*\)".*/\1/') || true
+  [ -n "$now" ] && [ "$now" != "$leader" ] && break
+  sleep 0.2
+done
+d status
+d exec --roles node -- 'echo still here under the new leader'
+step "the old leader comes back and catches up"
+d lab start --dir "$work/lab" "$leader"
+for _ in $(seq 50); do
+  "$drove" status 2>/dev/null | grep -q "^$leader .* alive" && break
+  sleep 0.2
+done
+d status
+d plan ls
+d lab down --dir "$work/lab"
 step "done: state is in $work"

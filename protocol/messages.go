@@ -127,21 +127,22 @@ func (*NodeHello) Type() MessageType { return TypeNodeHello }
 
 // Member is a node as gossip and the registry see it.
 type Member struct {
-	ID        string            `json:"id"`
-	Name      string            `json:"name,omitempty"`
-	Address   string            `json:"address"`
-	Roles     []string          `json:"roles,omitempty"`
-	Labels    map[string]string `json:"labels,omitempty"`
-	Arch      string            `json:"arch,omitempty"`
-	OS        string            `json:"os,omitempty"`
-	Version   string            `json:"version,omitempty"`
-	State     string            `json:"state"` // alive, suspect, dead, left
-	APIPort   int               `json:"apiPort,omitempty"`
-	NATSPort  int               `json:"natsPort,omitempty"`
-	DataPort  int               `json:"dataPort,omitempty"`
-	RaftPort  int               `json:"raftPort,omitempty"`
-	RoutePort int               `json:"routePort,omitempty"` // coordinators: NATS cluster port
-	Coord     bool              `json:"coordinator,omitempty"`
+	ID         string            `json:"id"`
+	Name       string            `json:"name,omitempty"`
+	Address    string            `json:"address"`
+	Roles      []string          `json:"roles,omitempty"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	Arch       string            `json:"arch,omitempty"`
+	OS         string            `json:"os,omitempty"`
+	Version    string            `json:"version,omitempty"`
+	State      string            `json:"state"` // alive, suspect, dead, left
+	APIPort    int               `json:"apiPort,omitempty"`
+	NATSPort   int               `json:"natsPort,omitempty"`
+	DataPort   int               `json:"dataPort,omitempty"`
+	RaftPort   int               `json:"raftPort,omitempty"`
+	RoutePort  int               `json:"routePort,omitempty"` // coordinators: NATS cluster port
+	GossipPort int               `json:"gossipPort,omitempty"`
+	Coord      bool              `json:"coordinator,omitempty"`
 }
 
 // StatusRequest asks for the cluster's state.

@@ -134,6 +134,13 @@ func TestAllCoordinatorsRestart(t *testing.T) {
 			t.Fatalf("line %d is %s: %v", i, s, got)
 		}
 	}
+	// Every restarted coordinator, the join seed m1 included, is an alive
+	// member again (it rejoins through the peers it remembered).
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := l.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestDeadNodeFailsFast: a killed node is seen as failed within 3 s and
