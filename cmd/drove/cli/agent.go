@@ -45,8 +45,10 @@ type agentOptions struct {
 	coordinator bool
 }
 
-func newAgentCmd(g *Globals) *cobra.Command {
-	o := &agentOptions{}
+func newAgentCmd(g *Globals) *cobra.Command { return agentCmd(g, &agentOptions{}) }
+
+// agentCmd builds the command around o, so tests can read what flags set.
+func agentCmd(g *Globals, o *agentOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Run the node agent (and, on masters, a coordinator)",
