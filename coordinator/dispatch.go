@@ -213,10 +213,7 @@ func (d *dispatcher) send(ctx context.Context, st *State, planID, stepID string,
 				}
 				d.log.Log(ctx, level, "step not answered; will re-send", "step", stepID, "node", ns.Node, "err", err)
 			}
-			d.mu.Lock()
-			delete(d.inFlight, stepID)
-			d.retryAt[stepID] = time.Now().Add(resendEvery)
-			d.mu.Unlock()
+			d.later(stepID)
 			return
 		}
 		var res protocol.StepResult
@@ -227,10 +224,7 @@ func (d *dispatcher) send(ctx context.Context, st *State, planID, stepID string,
 			} else {
 				d.log.Warn("bad step reply", "step", stepID, "err", err)
 			}
-			d.mu.Lock()
-			delete(d.inFlight, stepID)
-			d.retryAt[stepID] = time.Now().Add(resendEvery)
-			d.mu.Unlock()
+			d.later(stepID)
 			return
 		}
 		if res.State == protocol.StateRunning {
@@ -243,10 +237,7 @@ func (d *dispatcher) send(ctx context.Context, st *State, planID, stepID string,
 		}
 		if res.State == protocol.StateRejected {
 			d.log.Warn("agent rejected step", "step", stepID, "code", res.Code, "err", res.Error)
-			d.mu.Lock()
-			delete(d.inFlight, stepID)
-			d.retryAt[stepID] = time.Now().Add(resendEvery)
-			d.mu.Unlock()
+			d.later(stepID)
 			return
 		}
 		select {
@@ -254,6 +245,14 @@ func (d *dispatcher) send(ctx context.Context, st *State, planID, stepID string,
 		case <-ctx.Done():
 		}
 	}()
+}
+
+// later forgets an unanswered send and schedules the step's re-send.
+func (d *dispatcher) later(stepID string) {
+	d.mu.Lock()
+	delete(d.inFlight, stepID)
+	d.retryAt[stepID] = time.Now().Add(resendEvery)
+	d.mu.Unlock()
 }
 
 // commitLoop commits results in batches: whatever has arrived when the
