@@ -46,7 +46,6 @@ func TestAgentOptions(t *testing.T) {
 	}
 }
 
-
 func TestExecPlan(t *testing.T) {
 	o := &execOptions{Roles: []string{"master"}, Parallel: 1}
 	p := o.plan("uptime")
