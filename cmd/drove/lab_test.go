@@ -122,6 +122,11 @@ func TestExactlyOnceAcrossLeaderKills(t *testing.T) {
 		steps = append(steps, protocol.StepSpec{
 			Name:   fmt.Sprintf("s%02d", i),
 			Action: protocol.Action{Kind: "shell", Command: fmt.Sprintf(`echo "step%02d" >> %s/{{.Node}}.txt`, i, out)},
+			// A killed leader takes its node's agent down too; while it
+			// restarts, gossip may call that node dead and its pending
+			// steps fail "node unreachable": a retry runs them once it is
+			// back (they were never sent, so this cannot run one twice).
+			Retry: protocol.RetryPolicy{Attempts: 5, BackoffMs: 300},
 		})
 	}
 	var sub protocol.PlanSubmitted
@@ -150,6 +155,13 @@ func TestExactlyOnceAcrossLeaderKills(t *testing.T) {
 	}
 	pd := waitPlan(t, nc, sub.PlanID, 60*time.Second)
 	if pd.Summary.State != "succeeded" {
+		for _, ph := range pd.Phases {
+			for _, s := range ph.Steps {
+				if s.State != protocol.StateSucceeded {
+					t.Logf("%s on %s: %s attempt %d: %s", s.Step, s.Node, s.State, s.Attempt, s.Error)
+				}
+			}
+		}
 		t.Fatalf("plan %s: %+v", pd.Summary.State, pd.Summary)
 	}
 	for _, n := range l.Nodes {
