@@ -1,6 +1,8 @@
 // Package lab runs a cluster of drove agents as separate processes on this
 // machine: each on its own loopback address (127.0.0.x) with its own data
-// directory. `drove lab` and the multi-node tests use it alike.
+// directory, or, as root, each in its own network namespace (netns.go) so
+// links can be cut and capped. `drove lab` and the multi-node tests use it
+// alike.
 package lab
 
 import (
@@ -29,10 +31,17 @@ type Options struct {
 	Binary  string // the drove binary to run
 	Masters int    // coordinators
 	Nodes   int    // plain agents
-	// FirstIP is the last octet of the first node's 127.0.0.x address.
+	// FirstIP is the last octet of the first node's address (127.0.0.x,
+	// or 10.213.k.x in netns mode).
 	FirstIP int
 	// ExtraArgs are added to every agent's command line.
 	ExtraArgs []string
+	// NetNS runs each node in its own network namespace behind a bridge
+	// (root only); see netns.go.
+	NetNS bool
+	// Uplink caps every node's link at this tc rate ("100mbit"); netns
+	// mode only.
+	Uplink string
 }
 
 // Node is one agent process of the lab.
@@ -44,6 +53,10 @@ type Node struct {
 	Args    []string `json:"args"`
 	DataDir string   `json:"dataDir"`
 	Log     string   `json:"log"`
+	// NetNS is the node's network namespace and Veth the root-namespace
+	// end of its link (netns mode only).
+	NetNS string `json:"netns,omitempty"`
+	Veth  string `json:"veth,omitempty"`
 }
 
 // Lab is a running (or described) lab; its state lives in Dir/lab.json.
@@ -52,6 +65,8 @@ type Lab struct {
 	Binary string  `json:"binary"`
 	Token  string  `json:"token"`
 	Nodes  []*Node `json:"nodes"`
+	// Net is the lab's network in netns mode; nil on loopback.
+	Net *Network `json:"net,omitempty"`
 }
 
 // Ports every lab node uses on its own address.
@@ -72,7 +87,18 @@ func Up(o Options) (*Lab, error) {
 		o.FirstIP = 11
 	}
 	if o.FirstIP+o.Masters+o.Nodes > 254 {
-		return nil, errors.New("too many nodes for 127.0.0.x")
+		return nil, errors.New("too many nodes for one /24 (127.0.0.x, or 10.213.k.x in netns mode)")
+	}
+	if o.Uplink != "" && !o.NetNS {
+		return nil, fmt.Errorf("an uplink limit needs netns mode: %w", ErrNotNetNS)
+	}
+	if o.NetNS {
+		if o.FirstIP < 2 {
+			return nil, errors.New("netns mode: FirstIP must be at least 2 (.1 is the bridge)")
+		}
+		if err := checkNetNS(os.Geteuid(), exec.LookPath, o.Uplink != ""); err != nil {
+			return nil, err
+		}
 	}
 	dir, err := filepath.Abs(o.Dir)
 	if err != nil {
@@ -93,14 +119,24 @@ func Up(o Options) (*Lab, error) {
 		return nil, err
 	}
 	l := &Lab{Dir: dir, Binary: o.Binary, Token: token}
-	seed := fmt.Sprintf("127.0.0.%d", o.FirstIP)
+	addr := func(i int) string { return fmt.Sprintf("127.0.0.%d", o.FirstIP+i) }
+	if o.NetNS {
+		if l.Net, err = newNetwork(o.Uplink); err != nil {
+			return nil, err
+		}
+		addr = func(i int) string { return l.Net.host(o.FirstIP + i).String() }
+	}
+	seed := addr(0)
 	for i := 0; i < o.Masters+o.Nodes; i++ {
-		n := &Node{Addr: fmt.Sprintf("127.0.0.%d", o.FirstIP+i), Master: i < o.Masters}
+		n := &Node{Addr: addr(i), Master: i < o.Masters}
 		role := "node"
 		if n.Master {
 			n.Name, role = fmt.Sprintf("m%d", i+1), "master"
 		} else {
 			n.Name = fmt.Sprintf("n%d", i-o.Masters+1)
+		}
+		if l.Net != nil {
+			n.NetNS, n.Veth = l.Net.Namespace(n.Name), l.Net.veth(n.Name)
 		}
 		n.DataDir = filepath.Join(dir, n.Name)
 		n.Log = filepath.Join(n.DataDir, "agent.log")
@@ -114,6 +150,11 @@ func Up(o Options) (*Lab, error) {
 		n.Args = append(n.Args, o.ExtraArgs...)
 		l.Nodes = append(l.Nodes, n)
 	}
+	if l.Net != nil {
+		if err := l.upNetwork(); err != nil {
+			return nil, err
+		}
+	}
 	for _, n := range l.Nodes {
 		if err := l.start(n); err != nil {
 			l.Down()
@@ -121,6 +162,26 @@ func Up(o Options) (*Lab, error) {
 		}
 	}
 	return l, l.save()
+}
+
+// upNetwork records the lab (so `lab down` can clean up whatever happens
+// next) and creates its namespaces, links and bridge.
+func (l *Lab) upNetwork() error {
+	if err := l.Net.checkNames(l.Nodes); err != nil {
+		return err
+	}
+	if err := l.save(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), netnsTimeout)
+	defer cancel()
+	if err := l.Net.create(ctx, l.Nodes); err != nil {
+		if derr := l.Down(); derr != nil {
+			return errors.Join(err, derr)
+		}
+		return err
+	}
+	return nil
 }
 
 // Load reads a lab's state from dir.
@@ -168,6 +229,10 @@ func (l *Lab) start(n *Node) error {
 	}
 	defer logf.Close()
 	cmd := exec.Command(l.Binary, n.Args...)
+	if n.NetNS != "" {
+		// ip netns exec execs the agent: the PID is the agent's.
+		cmd = exec.Command("ip", append([]string{"netns", "exec", n.NetNS, l.Binary}, n.Args...)...)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -257,11 +322,21 @@ func (l *Lab) Start(name string) error {
 	return l.save()
 }
 
-// Down stops exactly the processes the lab started (by PID) and removes
-// its state file. Node directories stay for inspection.
+// Down stops exactly the processes the lab started (by PID), removes the
+// namespaces, links and bridge it created (netns mode), and removes its
+// state file. Node directories stay for inspection. Calling it again, or
+// after the processes died, is fine; if the network cannot be removed the
+// state file stays, so `drove lab down` can try again.
 func (l *Lab) Down() error {
 	for _, n := range l.Nodes {
 		stop(n)
+	}
+	if l.Net != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), netnsTimeout)
+		defer cancel()
+		if err := l.Net.destroy(ctx, l.Nodes); err != nil {
+			return err
+		}
 	}
 	err := os.Remove(filepath.Join(l.Dir, "lab.json"))
 	if errors.Is(err, os.ErrNotExist) {

@@ -20,7 +20,12 @@ func newLabCmd(g *Globals) *cobra.Command {
 		Long: `lab starts agents as separate processes on this machine, each on its own
 loopback address (127.0.0.11, .12, …) with its own data directory under
 --dir, so a many-node cluster can be tried, broken and healed on one host.
-"lab up" writes the client context, so status, exec and plan talk to it.`,
+"lab up" writes the client context, so status, exec and plan talk to it.
+
+As root, "lab up --netns" puts each node in its own network namespace
+(10.213.k.11, .12, …) behind a bridge, so "lab partition NODE" can cut a
+node's link while its agent runs on, "lab heal" restores every link, and
+--uplink caps each node's link (a tc rate such as 100mbit).`,
 	}
 	cmd.PersistentFlags().StringVar(&dir, "dir", "", "lab directory (default <data-dir>/lab)")
 	labDir := func() string {
@@ -31,6 +36,8 @@ loopback address (127.0.0.11, .12, …) with its own data directory under
 	}
 	var masters, nodes int
 	var wait time.Duration
+	var netns bool
+	var uplink string
 	up := &cobra.Command{
 		Use:   "up",
 		Short: "Start a lab and wait until it has a leader and every member is alive",
@@ -40,7 +47,7 @@ loopback address (127.0.0.11, .12, …) with its own data directory under
 			if err != nil {
 				return err
 			}
-			l, err := lab.Up(lab.Options{Dir: labDir(), Binary: bin, Masters: masters, Nodes: nodes})
+			l, err := lab.Up(lab.Options{Dir: labDir(), Binary: bin, Masters: masters, Nodes: nodes, NetNS: netns, Uplink: uplink})
 			if err != nil {
 				return err
 			}
@@ -61,6 +68,8 @@ loopback address (127.0.0.11, .12, …) with its own data directory under
 	up.Flags().IntVar(&masters, "masters", 3, "coordinators (raft voters)")
 	up.Flags().IntVar(&nodes, "nodes", 3, "plain agents")
 	up.Flags().DurationVar(&wait, "wait", time.Minute, "how long to wait for the lab to be ready")
+	up.Flags().BoolVar(&netns, "netns", false, "run each node in its own network namespace behind a bridge (root only)")
+	up.Flags().StringVar(&uplink, "uplink", "", "cap each node's link at this tc rate, e.g. 100mbit (needs --netns)")
 	down := &cobra.Command{
 		Use: "down", Short: "Stop exactly the processes the lab started", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -90,7 +99,18 @@ loopback address (127.0.0.11, .12, …) with its own data directory under
 			},
 		}
 	}
-	cmd.AddCommand(up, down,
+	heal := &cobra.Command{
+		Use: "heal", Short: "Bring every node's link back up (netns mode)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			l, err := lab.Load(labDir())
+			if err != nil {
+				return err
+			}
+			return l.Heal()
+		},
+	}
+	cmd.AddCommand(up, down, heal,
+		nodeCmd("partition", "Cut a node's link; its agent keeps running (netns mode)", (*lab.Lab).Partition),
 		nodeCmd("kill", "Kill a node's agent with SIGKILL", (*lab.Lab).Kill),
 		nodeCmd("stop", "Stop a node's agent gracefully (it leaves gossip)", (*lab.Lab).Stop),
 		nodeCmd("start", "Start a stopped node's agent again", (*lab.Lab).Start),
