@@ -48,6 +48,27 @@ func (a *Agent) joinSeeds() []string {
 	return out
 }
 
+// reconnectDead tries to rejoin members gossip has declared dead, as serf's
+// reconnect loop does: memberlist never probes a dead member again, so
+// after a partition heals both sides would otherwise go on seeing each
+// other dead.
+func (a *Agent) reconnectDead(ctx context.Context) {
+	var dead []string
+	for _, m := range a.gossip.Members() {
+		if m.ID != a.id && m.State == "dead" && m.GossipPort > 0 {
+			dead = append(dead, net.JoinHostPort(m.Address, strconv.Itoa(m.GossipPort)))
+		}
+	}
+	if len(dead) == 0 {
+		return
+	}
+	jctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	if n, err := a.gossip.Join(jctx, dead); err == nil && n > 0 {
+		a.log.Info("reconnected to members gossip had declared dead", "answered", n)
+	}
+}
+
 // rememberPeers writes the alive members' gossip addresses whenever they
 // change, until ctx ends.
 func (a *Agent) rememberPeers(ctx context.Context) {
@@ -57,6 +78,11 @@ func (a *Agent) rememberPeers(ctx context.Context) {
 	}
 	tick := time.NewTicker(every)
 	defer tick.Stop()
+	reconnectEvery := 30 * time.Second
+	if a.cfg.Fast {
+		reconnectEvery = 3 * time.Second
+	}
+	lastReconnect := time.Now()
 	var last []string
 	for {
 		var peers []string
@@ -66,6 +92,10 @@ func (a *Agent) rememberPeers(ctx context.Context) {
 			}
 		}
 		sort.Strings(peers)
+		if time.Since(lastReconnect) >= reconnectEvery {
+			a.reconnectDead(ctx)
+			lastReconnect = time.Now()
+		}
 		if len(peers) > 0 && !slices.Equal(peers, last) {
 			if b, err := json.Marshal(peers); err == nil {
 				if err := atomicfile.WriteFile(peersPath(a.cfg.DataDir), b, 0o600); err != nil {

@@ -2,8 +2,6 @@ package coordinator
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -115,20 +113,20 @@ func (c *Coordinator) submit(ctx context.Context, r *protocol.PlanSubmit) protoc
 	// Resolve selectors against every node gossip sees alive now, not only
 	// those the periodic reconcile has registered so far.
 	c.reconcileNodes(ctx)
-	id := newPlanID(time.Now())
+	id := r.PlanID
+	if id == "" {
+		id = protocol.NewPlanID(time.Now())
+	} else if !protocol.ValidID(id) {
+		return protocol.Errorf(protocol.CodeBadRequest, "plan ID %q: no dots, spaces or wildcards", id)
+	}
 	if _, err := c.apply(ctx, CmdSubmitPlan, &SubmitPlan{PlanID: id, Spec: r.Plan, Now: time.Now().UnixMilli()}); err != nil {
+		if errors.Is(err, ErrPlanExists) && r.PlanID != "" {
+			return &protocol.PlanSubmitted{PlanID: id} // a retry of a submit that went through
+		}
 		return asProtocolError(err)
 	}
 	c.wakeDispatcher()
 	return &protocol.PlanSubmitted{PlanID: id}
-}
-
-// newPlanID makes a sortable, unique plan ID such as
-// "20261204-204512-3fa9c2".
-func newPlanID(t time.Time) string {
-	var b [3]byte
-	rand.Read(b[:])
-	return t.UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
 }
 
 func (c *Coordinator) status() *protocol.Status {

@@ -52,9 +52,12 @@ type PlanSpec struct {
 	Phases []PhaseSpec `json:"phases"`
 }
 
-// PlanSubmit asks the coordinator to run a plan.
+// PlanSubmit asks the coordinator to run a plan. PlanID, when set by the
+// client, makes the submit idempotent: a retried request (after a timeout)
+// finds the plan it already created instead of starting a second one.
 type PlanSubmit struct {
-	Plan PlanSpec `json:"plan"`
+	Plan   PlanSpec `json:"plan"`
+	PlanID string   `json:"planID,omitempty"`
 }
 
 func (*PlanSubmit) Type() MessageType { return TypePlanSubmit }

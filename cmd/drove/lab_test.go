@@ -87,6 +87,23 @@ func TestLabComesUp(t *testing.T) {
 	if len(st.Members) != 6 || len(st.Voters) != 3 {
 		t.Fatalf("members %d voters %v", len(st.Members), st.Voters)
 	}
+	// A submit retried with the same plan ID (after a lost reply) creates
+	// the plan once.
+	nc := connect(t, l)
+	id := protocol.NewPlanID(time.Now())
+	spec := protocol.PlanSpec{Name: "twice", Phases: []protocol.PhaseSpec{{Name: "p", Steps: []protocol.StepSpec{{Name: "s", Action: protocol.Action{Kind: "noop"}}}}}}
+	for i := 0; i < 2; i++ {
+		var sub protocol.PlanSubmitted
+		call(t, nc, &protocol.PlanSubmit{Plan: spec, PlanID: id}, &sub)
+		if sub.PlanID != id {
+			t.Fatalf("submit %d returned %s, want %s", i, sub.PlanID, id)
+		}
+	}
+	var pl protocol.PlanList
+	call(t, nc, &protocol.PlanListRequest{}, &pl)
+	if len(pl.Plans) != 1 {
+		t.Fatalf("%d plans after a repeated submit", len(pl.Plans))
+	}
 }
 
 func waitPlan(t *testing.T, nc *nats.Conn, id string, d time.Duration) protocol.PlanDetail {

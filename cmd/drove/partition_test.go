@@ -242,6 +242,12 @@ func TestMinorityPartition(t *testing.T) {
 		time.Sleep(50 * time.Millisecond) // polling interval
 	}
 	t.Logf("%s caught up %s after heal: %s", old, time.Since(healed).Round(time.Millisecond), last)
+	// Gossip heals too: agents rejoin members they had declared dead.
+	gctx, gcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer gcancel()
+	if _, err := l.WaitReady(gctx); err != nil {
+		t.Fatalf("gossip after heal: %v", err)
+	}
 	// Whatever the cut link held back was refused, not run again, and no
 	// agent ran anything in the old leader's term after it stepped down.
 	checkRanOnce(t, out, ".txt", majority, want)

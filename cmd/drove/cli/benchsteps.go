@@ -122,7 +122,7 @@ func runBenchSteps(ctx context.Context, g *Globals, o *benchStepsOptions) error 
 	for i := range ids {
 		go func(i int) {
 			var sub protocol.PlanSubmitted
-			err := cf.call(ctx, nc, &protocol.PlanSubmit{Plan: spec}, &sub)
+			err := cf.call(ctx, nc, &protocol.PlanSubmit{Plan: spec, PlanID: protocol.NewPlanID(time.Now())}, &sub)
 			ids[i] = sub.PlanID
 			errs <- err
 		}(i)

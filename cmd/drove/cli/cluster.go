@@ -143,7 +143,7 @@ func runPlanAndWait(ctx context.Context, g *Globals, cf *clientFlags, spec proto
 	}
 	defer nc.Close()
 	var sub protocol.PlanSubmitted
-	if err := cf.call(ctx, nc, &protocol.PlanSubmit{Plan: spec}, &sub); err != nil {
+	if err := cf.call(ctx, nc, &protocol.PlanSubmit{Plan: spec, PlanID: protocol.NewPlanID(time.Now())}, &sub); err != nil {
 		return err
 	}
 	fmt.Fprintf(g.Err, "plan %s submitted\n", sub.PlanID)
