@@ -25,7 +25,18 @@ func startLab(t *testing.T, masters, nodes int) *lab.Lab {
 	if testing.Short() {
 		t.Skip("multi-process lab test (-short)")
 	}
-	l, err := lab.Up(lab.Options{Dir: t.TempDir(), Binary: droveBin, Masters: masters, Nodes: nodes})
+	return upLab(t, lab.Options{Dir: t.TempDir(), Binary: droveBin, Masters: masters, Nodes: nodes, FirstIP: testFirstIP})
+}
+
+// testFirstIP spreads test labs over 127.0.0.x by process, so a test run
+// does not collide with a `drove lab up` (at .11) or another test run.
+var testFirstIP = 120 + os.Getpid()%12*10
+
+// upLab starts a lab, and when the test ends shows each node's log tail if
+// it failed and stops every process (and namespace) the lab made.
+func upLab(t *testing.T, o lab.Options) *lab.Lab {
+	t.Helper()
+	l, err := lab.Up(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +51,9 @@ func startLab(t *testing.T, masters, nodes int) *lab.Lab {
 				t.Logf("--- %s log tail ---\n%s", n.Name, strings.Join(lines, "\n"))
 			}
 		}
-		l.Down()
+		if err := l.Down(); err != nil {
+			t.Errorf("lab down: %v", err)
+		}
 	})
 	return l
 }

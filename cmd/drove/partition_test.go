@@ -31,26 +31,7 @@ func startNetLab(t *testing.T, masters, nodes int) *lab.Lab {
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Skipf("netns lab test: needs iproute2's ip: %v", err)
 	}
-	l, err := lab.Up(lab.Options{Dir: t.TempDir(), Binary: droveBin, Masters: masters, Nodes: nodes, NetNS: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, n := range l.Nodes {
-				b, _ := os.ReadFile(n.Log)
-				lines := strings.Split(string(b), "\n")
-				if len(lines) > 40 {
-					lines = lines[len(lines)-40:]
-				}
-				t.Logf("--- %s log tail ---\n%s", n.Name, strings.Join(lines, "\n"))
-			}
-		}
-		if err := l.Down(); err != nil {
-			t.Errorf("lab down: %v", err)
-		}
-	})
-	return l
+	return upLab(t, lab.Options{Dir: t.TempDir(), Binary: droveBin, Masters: masters, Nodes: nodes, NetNS: true})
 }
 
 // connectTo opens a client connection to the given NATS URLs only; as a

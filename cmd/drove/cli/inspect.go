@@ -6,6 +6,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
+
+	"github.com/drove-project/drove/layers/extension"
 )
 
 func newInspectCmd(g *Globals) *cobra.Command {
@@ -44,12 +46,6 @@ type inspectedImage struct {
 	Config   *v1.ConfigFile `json:"config"`
 }
 
-// Annotation keys sealer uses for its metadata (see layers/extension).
-const (
-	annotationExtension       = "sealer.image.extension"
-	annotationContainerImages = "sealer.image.container.images"
-)
-
 func runInspect(_ context.Context, g *Globals, ref, output string) error {
 	s, err := g.Store()
 	if err != nil {
@@ -76,13 +72,13 @@ func runInspect(_ context.Context, g *Globals, ref, output string) error {
 	for _, m := range sum.Manifests {
 		res.Images = append(res.Images, inspectedImage{Platform: m.Platform, Digest: m.Digest.String(), Manifest: m.Manifest, Config: m.Config})
 		if res.Extension == nil {
-			if a := m.Manifest.Annotations[annotationExtension]; json.Valid([]byte(a)) {
+			if a := m.Manifest.Annotations[extension.AnnotationExtension]; json.Valid([]byte(a)) {
 				res.Extension = json.RawMessage(a)
 			}
 		}
 		if res.ContainerImages == nil {
 			var list []json.RawMessage
-			if json.Unmarshal([]byte(m.Manifest.Annotations[annotationContainerImages]), &list) == nil {
+			if json.Unmarshal([]byte(m.Manifest.Annotations[extension.AnnotationContainerImages]), &list) == nil {
 				res.ContainerImages = list
 			}
 		}
