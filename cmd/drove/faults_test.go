@@ -191,7 +191,7 @@ func TestWrongTokenRefused(t *testing.T) {
 	logPath := filepath.Join(dir, "agent.log")
 	logf, _ := os.Create(logPath)
 	cmd := exec.Command(droveBin, "--data-dir", dir, "agent", "--name", "intruder", "--bind", "127.0.0.99",
-		"--token-file", tokenFile, "--join", "127.0.0.11", "--fast")
+		"--token-file", tokenFile, "--join", l.Nodes[0].Addr, "--fast")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -215,7 +215,7 @@ func TestWrongTokenRefused(t *testing.T) {
 		t.Fatal("NATS accepted a wrong token")
 	}
 	// raft: the handshake on the raft port fails.
-	conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.11:%d", lab.RaftPort))
+	conn, err := net.Dial("tcp", net.JoinHostPort(l.Nodes[0].Addr, fmt.Sprint(lab.RaftPort)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -147,15 +147,22 @@ func TestExactlyOnceAcrossLeaderKills(t *testing.T) {
 	}
 	nc := connect(t, l)
 	out := t.TempDir()
+	// Each step records every run of it (.runs) and appends its line to
+	// .txt only if absent. A kill -9 of the leader also kills that node's
+	// agent, possibly mid-step; such a step is reported interrupted and,
+	// being idempotent, run again. So .txt must hold each line exactly once,
+	// and a second run of a step may only happen on a node that was killed.
 	var steps []protocol.StepSpec
 	for i := 0; i < 10; i++ {
+		line := fmt.Sprintf("step%02d", i)
 		steps = append(steps, protocol.StepSpec{
-			Name:   fmt.Sprintf("s%02d", i),
-			Action: protocol.Action{Kind: "shell", Command: fmt.Sprintf(`echo "step%02d" >> %s/{{.Node}}.txt`, i, out)},
-			// A killed leader takes its node's agent down too; while it
-			// restarts, gossip may call that node dead and its pending
-			// steps fail "node unreachable": a retry runs them once it is
-			// back (they were never sent, so this cannot run one twice).
+			Name: fmt.Sprintf("s%02d", i),
+			Action: protocol.Action{Kind: "shell", Command: fmt.Sprintf(
+				`echo %[1]s >> %[2]s/{{.Node}}.runs; grep -qx %[1]s %[2]s/{{.Node}}.txt 2>/dev/null || echo %[1]s >> %[2]s/{{.Node}}.txt`, line, out)},
+			Idempotent: true,
+			// While the killed leader's node restarts, gossip may call it
+			// dead and its pending steps fail "node unreachable": a retry
+			// runs them once it is back (they were never sent).
 			Retry: protocol.RetryPolicy{Attempts: 5, BackoffMs: 300},
 		})
 	}
@@ -163,6 +170,7 @@ func TestExactlyOnceAcrossLeaderKills(t *testing.T) {
 	call(t, nc, &protocol.PlanSubmit{Plan: protocol.PlanSpec{Name: "once", Phases: []protocol.PhaseSpec{{Name: "all", Parallel: 2, Steps: steps}}}}, &sub)
 
 	rng := rand.New(rand.NewPCG(42, 7))
+	killed := map[string]bool{}
 	for k := 0; k < 3; k++ {
 		want := 5 + rng.IntN(15) // kill once this many more lines are written
 		base := countLines(out)
@@ -176,6 +184,7 @@ func TestExactlyOnceAcrossLeaderKills(t *testing.T) {
 			t.Fatal("no leader")
 		}
 		t.Logf("kill -9 leader %s at %d lines", st.Leader, countLines(out))
+		killed[st.Leader] = true
 		if err := l.Kill(st.Leader); err != nil {
 			t.Fatal(err)
 		}
@@ -194,6 +203,7 @@ func TestExactlyOnceAcrossLeaderKills(t *testing.T) {
 		}
 		t.Fatalf("plan %s: %+v", pd.Summary.State, pd.Summary)
 	}
+	extra := 0
 	for _, n := range l.Nodes {
 		b, err := os.ReadFile(filepath.Join(out, n.Name+".txt"))
 		if err != nil {
@@ -206,16 +216,32 @@ func TestExactlyOnceAcrossLeaderKills(t *testing.T) {
 		}
 		for i := 1; i < len(lines); i++ {
 			if lines[i] == lines[i-1] {
-				t.Errorf("%s ran %s twice", n.Name, lines[i])
+				t.Errorf("%s wrote %s twice", n.Name, lines[i])
+			}
+		}
+		b, _ = os.ReadFile(filepath.Join(out, n.Name+".runs"))
+		runs := strings.Fields(string(b))
+		if len(runs) > 10 {
+			extra += len(runs) - 10
+			if !killed[n.Name] {
+				t.Errorf("%s was never killed but ran steps again: %v", n.Name, runs)
 			}
 		}
 	}
+	if extra > 3 {
+		t.Errorf("%d re-runs for 3 kills", extra)
+	}
+	t.Logf("re-runs of interrupted steps: %d", extra)
 }
 
+// countLines counts the lines of the .txt files in dir.
 func countLines(dir string) int {
 	n := 0
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".txt") {
+			continue
+		}
 		b, _ := os.ReadFile(filepath.Join(dir, e.Name()))
 		n += strings.Count(string(b), "\n")
 	}
