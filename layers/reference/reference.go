@@ -89,9 +89,19 @@ func Familiar(ref name.Reference) string {
 		if short, ok := strings.CutPrefix(rest, "library/"); ok && !strings.Contains(repoPart(short), "/") {
 			return short
 		}
+		if looksLikeHost(strings.SplitN(rest, "/", 2)[0]) {
+			return s // "docker.io/0.0/x" must keep its registry, or "0.0" would become one
+		}
 		return rest
 	}
 	return s
+}
+
+// looksLikeHost reports whether the first component of a reference would be
+// read as a registry host, as docker decides it: it has a dot or a colon,
+// or is localhost.
+func looksLikeHost(c string) bool {
+	return strings.ContainsAny(c, ".:") || c == "localhost"
 }
 
 // repoPart returns the repository part of a familiar reference string,

@@ -105,3 +105,16 @@ func FuzzParseReference(f *testing.F) {
 		}
 	})
 }
+
+func TestFamiliarKeepsHubWhenPathLooksLikeAHost(t *testing.T) {
+	for in, want := range map[string]string{
+		"docker.io/0.0/x":        "docker.io/0.0/x:latest",
+		"docker.io/localhost/x":  "docker.io/localhost/x:latest",
+		"docker.io/bar/foo:1":    "bar/foo:1",
+		"docker.io/library/x:v1": "x:v1",
+	} {
+		if got := FamiliarString(in); got != want {
+			t.Errorf("FamiliarString(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
