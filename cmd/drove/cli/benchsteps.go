@@ -199,6 +199,7 @@ func runBenchSteps(ctx context.Context, g *Globals, o *benchStepsOptions) error 
 		P50Ms:         percentile(lat, 50), P99Ms: percentile(lat, 99),
 		NATSP50Ms: percentile(natsLat, 50), NATSP99Ms: percentile(natsLat, 99),
 		GoalPerSec: 2000, GoalP99Ms: 20,
+		SteadyPlans: o.Steady, SteadyP50Ms: percentile(steady, 50), SteadyP99Ms: percentile(steady, 99),
 	}
 	if r.NATSP99Ms > 0 {
 		r.P99OverNATSP99 = r.P99Ms / r.NATSP99Ms
