@@ -109,7 +109,8 @@ func (d *dispatcher) round(ctx context.Context) {
 			d.log.Warn("record dispatch", "err", err)
 			return
 		}
-		st = d.c.fsm.StateCopy()
+		// The copy taken above still holds what send needs (specs, nodes,
+		// outputs of earlier steps): MarkDispatched changed none of it.
 		for _, n := range next {
 			d.send(ctx, st, n.PlanID, n.StepID, n.Attempt)
 		}
