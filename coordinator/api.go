@@ -154,5 +154,5 @@ func asProtocolError(err error) *protocol.Error {
 	if errors.As(err, &pe) {
 		return pe
 	}
-	return protocol.Errorf(protocol.CodeBadRequest, "%v", err)
+	return &protocol.Error{Code: ErrorCode(err), Message: err.Error()}
 }

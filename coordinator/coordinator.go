@@ -70,9 +70,6 @@ func Start(cfg Config) (*Coordinator, error) {
 	return c, nil
 }
 
-// RaftAddr is the address peers reach this coordinator's raft at.
-func (c *Coordinator) RaftAddr() string { return string(c.trans.LocalAddr()) }
-
 // Run bootstraps (once enough coordinators are seen), follows leadership and,
 // while leader, reconciles membership and dispatches steps. It returns when
 // ctx ends, after shutting raft down.
