@@ -239,14 +239,14 @@ func runAgent(ctx context.Context, g *Globals, o *agentOptions) error {
 		return err
 	}
 	defer ns.Shutdown()
-	go followRoutes(ctx, a, ns, o.RoutePort)
-	user, pass := clusterauth.NATSCoordinator(o.Token)
-	nc, err := nats.Connect(ns.ClientURL(), nats.UserInfo(user, pass), nats.Name("drove-coordinator "+a.ID()),
-		nats.MaxReconnects(-1))
+	nc, err := connectLocal(ctx, ns.ClientURL(), o.Token, a.ID())
 	if err != nil {
-		return fmt.Errorf("connect to the local NATS server: %w", err)
+		return err
 	}
 	defer nc.Close()
+	// Routes are added by reloading the server's configuration; start that
+	// only once our own connection is up.
+	go followRoutes(ctx, a, ns, o.RoutePort)
 	coord, err := coordinator.Start(coordinator.Config{
 		NodeID: a.ID(), DataDir: filepath.Join(o.DataDir, "coordinator"),
 		RaftBind: net.JoinHostPort(o.Bind, strconv.Itoa(o.RaftPort)), RaftAdvertise: net.JoinHostPort(o.Advertise, strconv.Itoa(o.RaftPort)),
@@ -261,6 +261,27 @@ func runAgent(ctx context.Context, g *Globals, o *agentOptions) error {
 	err = a.Run(ctx)
 	<-coordDone
 	return err
+}
+
+// connectLocal connects the coordinator to its own NATS server. A
+// configuration reload (adding a route) can refuse a connection made at
+// that very moment, so it tries for a few seconds.
+func connectLocal(ctx context.Context, url, token, id string) (*nats.Conn, error) {
+	user, pass := clusterauth.NATSCoordinator(token)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		nc, err := nats.Connect(url, nats.UserInfo(user, pass), nats.Name("drove-coordinator "+id), nats.MaxReconnects(-1))
+		if err == nil {
+			return nc, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return nil, fmt.Errorf("connect to the local NATS server: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // followRoutes points the NATS server at every coordinator gossip knows.
