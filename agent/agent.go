@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -159,7 +160,7 @@ func (a *Agent) connect(ctx context.Context) (*nats.Conn, error) {
 	var lastErr error
 	for {
 		if urls := a.coordinatorURLs(); len(urls) > 0 {
-			nc, err := nats.Connect(joinURLs(urls),
+			nc, err := nats.Connect(strings.Join(urls, ","),
 				nats.Name("drove-agent "+a.id),
 				nats.UserInfo(user, pass),
 				nats.MaxReconnects(-1),
@@ -205,17 +206,6 @@ func (a *Agent) coordinatorURLs() []string {
 	}
 	sort.Strings(urls)
 	return urls
-}
-
-func joinURLs(urls []string) string {
-	s := ""
-	for i, u := range urls {
-		if i > 0 {
-			s += ","
-		}
-		s += u
-	}
-	return s
 }
 
 // replyMargin is how long before the leader's deadline an agent answers

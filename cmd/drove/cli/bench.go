@@ -65,10 +65,8 @@ It prints both times, the throughput ratio (goal >= 0.6) and the warm
 rebuild time (goal <= 1 s).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if o.Output != "table" {
-				if err := checkOutputFormat(o.Output); err != nil {
-					return err
-				}
+			if err := checkOutputFormat(o.Output); err != nil {
+				return err
 			}
 			return runBenchBuild(cmd.Context(), g, o)
 		},

@@ -57,10 +57,8 @@ baseline it measures plain NATS request-reply latency through the same
 lab's servers in the same run. Goals: >= 2,000 results/s, p99 <= 20 ms.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if o.Output != "table" {
-				if err := checkOutputFormat(o.Output); err != nil {
-					return err
-				}
+			if err := checkOutputFormat(o.Output); err != nil {
+				return err
 			}
 			if o.Agents < 1 || o.Steps < o.Agents {
 				return usageErrorf("need --agents >= 1 and --steps >= --agents")
@@ -137,27 +135,17 @@ func runBenchSteps(ctx context.Context, g *Globals, o *benchStepsOptions) error 
 			return err
 		}
 	}
+	// The burst ends when its last result was committed (raft's stamp).
 	var lat []float64
+	var lastFinish int64
 	for _, id := range ids {
-		for {
-			var d protocol.PlanDetail
-			if err := cf.call(ctx, nc, &protocol.PlanGetRequest{PlanID: id}, &d); err != nil {
-				return err
-			}
-			if d.Summary.State == "failed" {
-				return fmt.Errorf("bench plan %s failed", id)
-			}
-			if d.Summary.State == "succeeded" {
-				for _, ph := range d.Phases {
-					for _, s := range ph.Steps {
-						lat = append(lat, float64(s.FinishedAt-s.DispatchedAt))
-					}
-				}
-				break
-			}
-			time.Sleep(10 * time.Millisecond) // polling interval
+		d, err := waitDone(ctx, cf, nc, id)
+		if err != nil {
+			return err
 		}
+		lastFinish = max(lastFinish, stepLatencies(d, &lat))
 	}
+	elapsed := time.UnixMilli(lastFinish).Sub(start)
 	// Steady load: one plan at a time, so latency is the pipeline's, not
 	// the queue's.
 	var steady []float64
@@ -170,27 +158,7 @@ func runBenchSteps(ctx context.Context, g *Globals, o *benchStepsOptions) error 
 		if err != nil {
 			return err
 		}
-		for _, ph := range d.Phases {
-			for _, s := range ph.Steps {
-				steady = append(steady, float64(s.FinishedAt-s.DispatchedAt))
-			}
-		}
-	}
-	// The burst ended when its last result was committed.
-	elapsed := time.Since(start)
-	var lastFinish int64
-	for _, id := range ids {
-		var d protocol.PlanDetail
-		if err := cf.call(ctx, nc, &protocol.PlanGetRequest{PlanID: id}, &d); err == nil {
-			for _, ph := range d.Phases {
-				for _, s := range ph.Steps {
-					lastFinish = max(lastFinish, s.FinishedAt)
-				}
-			}
-		}
-	}
-	if lastFinish > 0 {
-		elapsed = time.UnixMilli(lastFinish).Sub(start)
+		stepLatencies(d, &steady)
 	}
 	n := rounds * o.Agents
 	r := benchStepsResult{
@@ -216,6 +184,18 @@ func runBenchSteps(ctx context.Context, g *Globals, o *benchStepsOptions) error 
 	fmt.Fprintf(g.Out, "NATS request-reply:        p50 %.2f ms, p99 %.2f ms (baseline)\n", r.NATSP50Ms, r.NATSP99Ms)
 	fmt.Fprintf(g.Out, "p99 / NATS p99:            %.1f\n", r.P99OverNATSP99)
 	return nil
+}
+
+// stepLatencies appends each node-step's dispatch-to-result time (ms) to
+// lat and returns the latest finish time.
+func stepLatencies(d protocol.PlanDetail, lat *[]float64) (lastFinish int64) {
+	for _, ph := range d.Phases {
+		for _, s := range ph.Steps {
+			*lat = append(*lat, float64(s.FinishedAt-s.DispatchedAt))
+			lastFinish = max(lastFinish, s.FinishedAt)
+		}
+	}
+	return lastFinish
 }
 
 // waitDone polls a plan until it succeeds (or fails: an error).

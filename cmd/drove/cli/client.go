@@ -106,6 +106,16 @@ func (c *clientFlags) connect(g *Globals) (*nats.Conn, error) {
 	return nc, nil
 }
 
+// request connects, sends one API request (see call) and disconnects.
+func (c *clientFlags) request(ctx context.Context, g *Globals, req, into protocol.Message) error {
+	nc, err := c.connect(g)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	return c.call(ctx, nc, req, into)
+}
+
 // call sends one API request and decodes the reply into into, retrying
 // while the cluster has no leader (an election takes about a second).
 func (c *clientFlags) call(ctx context.Context, nc *nats.Conn, req, into protocol.Message) error {

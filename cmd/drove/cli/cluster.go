@@ -27,13 +27,8 @@ func newStatusCmd(g *Globals) *cobra.Command {
 			if err := checkOutputFormat(output); err != nil {
 				return err
 			}
-			nc, err := cf.connect(g)
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
 			var st protocol.Status
-			if err := cf.call(cmd.Context(), nc, &protocol.StatusRequest{}, &st); err != nil {
+			if err := cf.request(cmd.Context(), g, &protocol.StatusRequest{}, &st); err != nil {
 				return err
 			}
 			if output == "json" || output == "yaml" {
@@ -192,13 +187,8 @@ func newPlanCmd(g *Globals) *cobra.Command {
 	ls := &cobra.Command{
 		Use: "ls", Short: "List plans", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			nc, err := cf.connect(g)
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
 			var pl protocol.PlanList
-			if err := cf.call(cmd.Context(), nc, &protocol.PlanListRequest{}, &pl); err != nil {
+			if err := cf.request(cmd.Context(), g, &protocol.PlanListRequest{}, &pl); err != nil {
 				return err
 			}
 			if output == "json" || output == "yaml" {
@@ -211,13 +201,8 @@ func newPlanCmd(g *Globals) *cobra.Command {
 	show := &cobra.Command{
 		Use: "show PLAN", Short: "Show one plan's steps on every node", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			nc, err := cf.connect(g)
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
 			var d protocol.PlanDetail
-			if err := cf.call(cmd.Context(), nc, &protocol.PlanGetRequest{PlanID: args[0]}, &d); err != nil {
+			if err := cf.request(cmd.Context(), g, &protocol.PlanGetRequest{PlanID: args[0]}, &d); err != nil {
 				return err
 			}
 			if output == "json" || output == "yaml" {
@@ -252,17 +237,12 @@ STEP-ID names, as shown by "drove plan show") back to pending; the leader
 runs them again with a new attempt number.`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			nc, err := cf.connect(g)
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
 			req := &protocol.RetryRequest{PlanID: args[0]}
 			if len(args) == 2 {
 				req.StepID = args[1]
 			}
 			var ack protocol.Ack
-			if err := cf.call(cmd.Context(), nc, req, &ack); err != nil {
+			if err := cf.request(cmd.Context(), g, req, &ack); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.Out, "plan %s: retrying\n", args[0])
