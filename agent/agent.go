@@ -73,7 +73,7 @@ func New(cfg Config) (*Agent, error) {
 	}
 	a.log.Info("agent starting", "hostname", a.facts.Hostname, "os", a.facts.OS, "arch", a.facts.Arch,
 		"cpus", a.facts.CPUs, "memoryMiB", a.facts.MemoryMiB, "roles", cfg.Roles)
-	a.exec, err = OpenExecutor(filepath.Join(cfg.DataDir, "journal.db"), id, Builtins(), a.log)
+	a.exec, err = OpenExecutor(filepath.Join(cfg.DataDir, "journal.log"), id, Builtins(), a.log)
 	if err != nil {
 		return nil, err
 	}

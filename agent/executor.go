@@ -93,6 +93,9 @@ func OpenExecutor(path string, node string, actions *Registry, log *slog.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("open executor: %w", err)
 	}
+	if j.Ignored > 0 {
+		log.Warn("journal ended in a torn write (the agent died while writing); ignored it", "bytes", j.Ignored)
+	}
 	for _, id := range interrupted {
 		log.Warn("step was running when the agent stopped; marked interrupted", "step", id)
 	}

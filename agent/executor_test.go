@@ -33,7 +33,7 @@ func testLogger(t *testing.T) *slog.Logger {
 // ends (if the test did not close it itself).
 func openTest(t *testing.T, dir string, actions *Registry) *Executor {
 	t.Helper()
-	e, err := OpenExecutor(filepath.Join(dir, "journal.db"), testNode, actions, testLogger(t))
+	e, err := OpenExecutor(filepath.Join(dir, "journal.log"), testNode, actions, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -398,7 +398,7 @@ func TestTimeoutKillsProcessGroup(t *testing.T) {
 func TestCloseInterruptsRunningStep(t *testing.T) {
 	dir := t.TempDir()
 	pidFile, count := filepath.Join(dir, "pid"), filepath.Join(dir, "count")
-	e, err := OpenExecutor(filepath.Join(dir, "journal.db"), testNode, nil, testLogger(t))
+	e, err := OpenExecutor(filepath.Join(dir, "journal.log"), testNode, nil, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -554,7 +554,7 @@ func TestHelperProcess(t *testing.T) {
 	if dir == "" {
 		t.Skip("helper for TestCrashMidStep")
 	}
-	e, err := OpenExecutor(filepath.Join(dir, "journal.db"), testNode, nil, nil)
+	e, err := OpenExecutor(filepath.Join(dir, "journal.log"), testNode, nil, nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
