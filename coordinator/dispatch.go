@@ -40,6 +40,7 @@ const (
 	pollWait    = 10 * time.Second
 	resendEvery = 500 * time.Millisecond
 	maxBatch    = 512
+	maxCommits  = 4 // RecordResults entries in raft at once
 )
 
 func newDispatcher(c *Coordinator, term uint64) *dispatcher {
@@ -96,24 +97,38 @@ func (d *dispatcher) round(ctx context.Context) {
 	}
 	d.mu.Unlock()
 	next, unreachable := NextDispatches(st, now.UnixMilli(), inFlight, d.nodeDown)
-	for _, r := range unreachable {
-		d.fail(r)
-	}
 	// New attempts: record them in raft first, then send.
 	if len(next) > 0 {
 		entries := make([]DispatchEntry, 0, len(next))
 		for _, n := range next {
 			entries = append(entries, DispatchEntry{StepID: n.StepID, Attempt: n.Attempt, Term: d.term})
 		}
-		if _, err := d.c.apply(ctx, CmdMarkDispatched, &MarkDispatched{Entries: entries, Now: now.UnixMilli()}); err != nil {
+		resp, err := d.c.apply(ctx, CmdMarkDispatched, &MarkDispatched{Entries: entries, Now: now.UnixMilli()})
+		if err != nil {
 			d.log.Warn("record dispatch", "err", err)
 			return
+		}
+		// A result committed since the copy was taken can have ended the
+		// plan (its pending steps skipped): raft refused to mark those, and
+		// they must not be sent.
+		ignored := map[string]bool{}
+		if br, ok := resp.(*BatchResponse); ok {
+			for _, id := range br.Ignored {
+				ignored[id] = true
+			}
 		}
 		// The copy taken above still holds what send needs (specs, nodes,
 		// outputs of earlier steps): MarkDispatched changed none of it.
 		for _, n := range next {
-			d.send(ctx, st, n.PlanID, n.StepID, n.Attempt)
+			if !ignored[n.StepID] {
+				d.send(ctx, st, n.PlanID, n.StepID, n.Attempt)
+			}
 		}
+	}
+	// Fail steps on dead nodes after this round's dispatches are recorded,
+	// so their siblings in the same step are not skipped by the failure.
+	for _, r := range unreachable {
+		d.fail(r)
 	}
 	// Steps recorded as dispatched but not awaiting a reply from us: sent by
 	// a previous leader, or our send found no agent. Re-send the same attempt.
@@ -256,9 +271,14 @@ func (d *dispatcher) later(stepID string) {
 	d.mu.Unlock()
 }
 
-// commitLoop commits results in batches: whatever has arrived when the
-// previous commit finishes goes into the next entry.
+// commitLoop commits results in batches: whatever has arrived when a
+// commit slot is free goes into one entry. Up to maxCommits entries are in
+// raft at once, so a result never waits for an unrelated commit to finish
+// (raft itself groups concurrent entries into one disk write).
 func (d *dispatcher) commitLoop(ctx context.Context) {
+	slots := make(chan struct{}, maxCommits)
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	for {
 		var batch []protocol.StepResult
 		select {
@@ -266,6 +286,11 @@ func (d *dispatcher) commitLoop(ctx context.Context) {
 			return
 		case r := <-d.results:
 			batch = append(batch, r)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case slots <- struct{}{}:
 		}
 	drain:
 		for len(batch) < maxBatch {
@@ -276,34 +301,42 @@ func (d *dispatcher) commitLoop(ctx context.Context) {
 				break drain
 			}
 		}
-		_, err := d.c.apply(ctx, CmdRecordResults, &RecordResults{Results: batch, Term: d.term, Now: time.Now().UnixMilli()})
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			d.log.Warn("commit step results", "results", len(batch), "err", err)
-			// Put them back for the next try unless leadership is gone.
-			go func(b []protocol.StepResult) {
-				for _, r := range b {
-					select {
-					case d.results <- r:
-					case <-ctx.Done():
-						return
-					}
-				}
-			}(batch)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.commit(ctx, batch)
+			<-slots
+		}()
+	}
+}
+
+// commit records one batch of results in raft; on failure it puts them
+// back for a later batch unless leadership is gone.
+func (d *dispatcher) commit(ctx context.Context, batch []protocol.StepResult) {
+	_, err := d.c.apply(ctx, CmdRecordResults, &RecordResults{Results: batch, Term: d.term, Now: time.Now().UnixMilli()})
+	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		d.log.Warn("commit step results", "results", len(batch), "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+		for _, r := range batch {
 			select {
+			case d.results <- r:
 			case <-ctx.Done():
 				return
-			case <-time.After(100 * time.Millisecond):
 			}
-			continue
 		}
-		d.mu.Lock()
-		for _, r := range batch {
-			delete(d.inFlight, r.StepID)
-		}
-		d.mu.Unlock()
-		d.wakeUp()
+		return
 	}
+	d.mu.Lock()
+	for _, r := range batch {
+		delete(d.inFlight, r.StepID)
+	}
+	d.mu.Unlock()
+	d.wakeUp()
 }

@@ -226,6 +226,24 @@ type PlanDetail struct {
 
 func (*PlanDetail) Type() MessageType { return TypePlanDetail }
 
+// Settled reports whether the plan has ended and none of its node-steps is
+// still out on a node. A plan fails as soon as one node-step fails for
+// good, while steps already sent elsewhere run on and are recorded: wait
+// for Settled, not only the state, before reading every node's result.
+func (d *PlanDetail) Settled() bool {
+	if s := d.Summary.State; s != "succeeded" && s != "failed" {
+		return false
+	}
+	for _, ph := range d.Phases {
+		for _, s := range ph.Steps {
+			if s.State == StateDispatched || s.State == StateRunning {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // RetryRequest re-runs a plan's failed or interrupted steps (all of them,
 // or the one named by StepID).
 type RetryRequest struct {

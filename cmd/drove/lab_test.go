@@ -125,7 +125,7 @@ func waitPlan(t *testing.T, nc *nats.Conn, id string, d time.Duration) protocol.
 	for {
 		var pd protocol.PlanDetail
 		call(t, nc, &protocol.PlanGetRequest{PlanID: id}, &pd)
-		if pd.Summary.State == "succeeded" || pd.Summary.State == "failed" {
+		if pd.Settled() {
 			return pd
 		}
 		if time.Now().After(deadline) {

@@ -147,7 +147,7 @@ func runPlanAndWait(ctx context.Context, g *Globals, cf *clientFlags, spec proto
 		if err := cf.call(ctx, nc, &protocol.PlanGetRequest{PlanID: sub.PlanID}, &detail); err != nil {
 			return err
 		}
-		if s := detail.Summary.State; s == "succeeded" || s == "failed" {
+		if detail.Settled() {
 			break
 		}
 		select {
