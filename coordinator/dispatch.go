@@ -88,7 +88,7 @@ func (d *dispatcher) interval() time.Duration {
 
 // round schedules and sends whatever may run now.
 func (d *dispatcher) round(ctx context.Context) {
-	st := d.c.fsm.StateCopy()
+	st := d.c.fsm.ActiveCopy()
 	now := time.Now()
 	d.mu.Lock()
 	inFlight := make(map[string]bool, len(d.inFlight))

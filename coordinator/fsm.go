@@ -142,6 +142,14 @@ func (f *FSM) StateCopy() *State {
 	return f.state.Clone()
 }
 
+// ActiveCopy returns State.CloneActive of the current state: what a
+// dispatcher round needs.
+func (f *FSM) ActiveCopy() *State {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.state.CloneActive()
+}
+
 // Nodes returns the registered members in node ID order.
 func (f *FSM) Nodes() []protocol.Member {
 	f.mu.RLock()

@@ -410,3 +410,24 @@ func TestDispatchMessage(t *testing.T) {
 		t.Fatalf("entry %+v", e)
 	}
 }
+
+// The dispatcher schedules from CloneActive: it must give the same
+// schedule as the whole state, and leave finished plans out.
+func TestCloneActiveSchedulesLikeTheWholeState(t *testing.T) {
+	h := newFSMHarness(t)
+	registerTestNodes(h)
+	spec := protocol.PlanSpec{Name: "p", Phases: []protocol.PhaseSpec{{Name: "p", Steps: []protocol.StepSpec{mkStep("a", roleSel("node"))}}}}
+	h.must(SubmitPlan{PlanID: "done", Now: 1, Spec: spec})
+	newSimulation(t, h).run(10)
+	h.must(SubmitPlan{PlanID: "live", Now: 2, Spec: spec})
+	full := h.f.StateCopy()
+	act := full.CloneActive()
+	if !reflect.DeepEqual(act.Order, []string{"live"}) || len(act.Plans) != 1 || len(act.Nodes) != len(full.Nodes) {
+		t.Fatalf("active copy holds plans %v and %d nodes", act.Order, len(act.Nodes))
+	}
+	a := Scheduler{}.Next(full, 5, nil, nil)
+	b := Scheduler{}.Next(act, 5, nil, nil)
+	if !reflect.DeepEqual(a, b) || len(a.Dispatch) == 0 {
+		t.Fatalf("whole state schedules %+v, active copy %+v", a, b)
+	}
+}

@@ -168,6 +168,36 @@ func (s *State) Clone() *State {
 	return c
 }
 
+// CloneActive returns a deep copy of the nodes and of the plans the
+// dispatcher still has work in: pending or running, or with a node-step
+// out on a node. Finished plans pile up over a cluster's life; a dispatcher
+// round should not copy them all.
+func (s *State) CloneActive() *State {
+	c := &State{Nodes: make(map[string]*Node, len(s.Nodes)), Plans: map[string]*Plan{}}
+	for id, n := range s.Nodes {
+		c.Nodes[id] = n.Clone()
+	}
+	for _, id := range s.Order {
+		p := s.Plans[id]
+		if p == nil || !p.active() {
+			continue
+		}
+		c.Plans[id] = p.Clone()
+		c.Order = append(c.Order, id)
+	}
+	return c
+}
+
+// active reports whether p is pending or running or has a node-step out.
+func (p *Plan) active() bool {
+	if p.State == PlanPending || p.State == PlanRunning {
+		return true
+	}
+	out := false
+	p.eachNodeStep(func(ns *NodeStep, _ *Step) { out = out || outstanding(ns.State) })
+	return out
+}
+
 // Clone returns a deep copy of n.
 func (n *Node) Clone() *Node {
 	c := *n
