@@ -41,6 +41,7 @@ demo: build
 
 bench: build
 	$(BIN) bench build
+	$(BIN) bench steps
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

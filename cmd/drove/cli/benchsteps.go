@@ -34,7 +34,7 @@ type benchStepsResult struct {
 	P99Ms            float64 `json:"dispatchToResultP99Ms"`
 	NATSP50Ms        float64 `json:"natsRequestReplyP50Ms"`
 	NATSP99Ms        float64 `json:"natsRequestReplyP99Ms"`
-	P99OverNATSP99   float64 `json:"p99OverNatsP99"`
+	P99OverNATSP99   float64 `json:"steadyP99OverNatsP99"`
 	SteadyPlans      int     `json:"steadyPlans"`
 	SteadyP50Ms      float64 `json:"steadyDispatchToResultP50Ms"`
 	SteadyP99Ms      float64 `json:"steadyDispatchToResultP99Ms"`
@@ -170,7 +170,7 @@ func runBenchSteps(ctx context.Context, g *Globals, o *benchStepsOptions) error 
 		SteadyPlans: o.Steady, SteadyP50Ms: percentile(steady, 50), SteadyP99Ms: percentile(steady, 99),
 	}
 	if r.NATSP99Ms > 0 {
-		r.P99OverNATSP99 = r.P99Ms / r.NATSP99Ms
+		r.P99OverNATSP99 = r.SteadyP99Ms / r.NATSP99Ms
 	}
 	r.MeetsRateGoal = r.ResultsPerSec >= r.GoalPerSec
 	r.MeetsLatencyGoal = r.SteadyP99Ms <= r.GoalP99Ms
@@ -182,7 +182,7 @@ func runBenchSteps(ctx context.Context, g *Globals, o *benchStepsOptions) error 
 	fmt.Fprintf(g.Out, "dispatch-to-result, burst: p50 %.1f ms, p99 %.1f ms (all %d at once: mostly queueing)\n", r.P50Ms, r.P99Ms, n)
 	fmt.Fprintf(g.Out, "dispatch-to-result, steady: p50 %.1f ms, p99 %.1f ms over %d plans one at a time (goal p99 <= %.0f ms: %s)\n", r.SteadyP50Ms, r.SteadyP99Ms, o.Steady, r.GoalP99Ms, pass(r.MeetsLatencyGoal))
 	fmt.Fprintf(g.Out, "NATS request-reply:        p50 %.2f ms, p99 %.2f ms (baseline)\n", r.NATSP50Ms, r.NATSP99Ms)
-	fmt.Fprintf(g.Out, "p99 / NATS p99:            %.1f\n", r.P99OverNATSP99)
+	fmt.Fprintf(g.Out, "steady p99 / NATS p99:     %.1f (two raft commits and two journal syncs per step)\n", r.P99OverNATSP99)
 	return nil
 }
 
@@ -211,7 +211,9 @@ func waitDone(ctx context.Context, cf *clientFlags, nc *nats.Conn, id string) (p
 		case "failed":
 			return d, fmt.Errorf("bench plan %s failed", id)
 		}
-		time.Sleep(2 * time.Millisecond) // polling interval
+		// Latency comes from raft's stamps, not from this loop: poll gently
+		// so the bench does not load the coordinators it measures.
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
