@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -139,8 +140,52 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("subscribe to steps: %w", err)
 	}
 	a.log.Info("ready for steps", "subject", protocol.NodeStepSubject(a.id))
-	<-ctx.Done()
+	a.hello(nc)
+	a.followGossip(ctx, nc)
 	return a.leave()
+}
+
+// hello announces this agent on a new connection, so the leader re-sends
+// at once any step it had out to the agent's previous connection. (The
+// client library re-subscribes before it reports the reconnect.)
+func (a *Agent) hello(nc *nats.Conn) {
+	b, err := protocol.Encode(&protocol.NodeHello{Node: a.member()})
+	if err == nil {
+		err = nc.Publish(protocol.HelloSubject, b)
+	}
+	if err != nil {
+		a.log.Warn("announce to coordinators", "err", err)
+	}
+}
+
+// followGossip moves the NATS connection off a coordinator that gossip
+// declares dead, until ctx ends. NATS pings notice a silent server only
+// after a few seconds; gossip (and, in a partition, the other side of it)
+// usually knows first.
+func (a *Agent) followGossip(ctx context.Context, nc *nats.Conn) {
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if !nc.IsConnected() {
+			continue
+		}
+		server := nc.ConnectedAddr()
+		for _, m := range a.gossip.Members() {
+			if m.Coord && m.NATSPort > 0 && (m.State == "dead" || m.State == "left") &&
+				net.JoinHostPort(m.Address, strconv.Itoa(m.NATSPort)) == server {
+				a.log.Warn("gossip reports our coordinator gone; reconnecting elsewhere", "coordinator", m.ID, "state", m.State)
+				if err := nc.ForceReconnect(); err != nil {
+					a.log.Warn("reconnect", "err", err)
+				}
+				break
+			}
+		}
+	}
 }
 
 func (a *Agent) leave() error {
@@ -165,13 +210,17 @@ func (a *Agent) connect(ctx context.Context) (*nats.Conn, error) {
 				nats.UserInfo(user, pass),
 				nats.MaxReconnects(-1),
 				nats.ReconnectWait(200*time.Millisecond),
-				nats.PingInterval(5*time.Second),
+				nats.PingInterval(2*time.Second),
+				nats.MaxPingsOutstanding(2),
 				nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 					if err != nil {
 						a.log.Warn("lost connection to coordinators", "err", err)
 					}
 				}),
-				nats.ReconnectHandler(func(c *nats.Conn) { a.log.Info("reconnected to coordinators", "server", c.ConnectedUrlRedacted()) }),
+				nats.ReconnectHandler(func(c *nats.Conn) {
+					a.log.Info("reconnected to coordinators", "server", c.ConnectedUrlRedacted())
+					a.hello(c)
+				}),
 				nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { a.log.Warn("nats", "err", err) }),
 			)
 			if err == nil {

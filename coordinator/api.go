@@ -36,7 +36,31 @@ func (c *Coordinator) serveAPI() error {
 		}
 		c.subs = append(c.subs, s)
 	}
+	// Every coordinator hears agents' hellos; the leader re-sends what it
+	// had out to a node that (re)connected.
+	s, err := c.cfg.NATS.Subscribe(protocol.HelloSubject, c.handleHello)
+	if err != nil {
+		return fmt.Errorf("subscribe %s: %w", protocol.HelloSubject, err)
+	}
+	c.subs = append(c.subs, s)
 	return c.cfg.NATS.Flush()
+}
+
+// handleHello tells the leader's dispatcher that a node (re)connected:
+// requests it had out to that node may have gone to a connection that is
+// gone, so they are sent again now instead of after their long poll.
+func (c *Coordinator) handleHello(m *nats.Msg) {
+	var h protocol.NodeHello
+	if err := protocol.DecodeAs(m.Data, &h); err != nil {
+		c.log.Debug("bad hello", "err", err)
+		return
+	}
+	c.mu.Lock()
+	d := c.dispatch
+	c.mu.Unlock()
+	if d != nil {
+		d.nodeConnected(h.Node.ID)
+	}
 }
 
 const (

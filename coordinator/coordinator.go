@@ -30,6 +30,9 @@ type Config struct {
 	BootstrapExpect int    // coordinators to wait for before bootstrapping a new cluster
 	Token           string // cluster join token (raft handshake)
 	Fast            bool   // short timers for a lab on one machine
+	// RemoveDeadAfter is how long a coordinator must have been dead in
+	// gossip before the leader removes it from raft; 0 never removes one.
+	RemoveDeadAfter time.Duration
 	Log             *slog.Logger
 	Members         Membership
 	NATS            *nats.Conn // connection with coordinator credentials

@@ -26,6 +26,7 @@ type dispatcher struct {
 	mu       sync.Mutex
 	inFlight map[string]bool      // step IDs awaiting a reply
 	retryAt  map[string]time.Time // dispatched steps to re-send (no reply, agent away)
+	requests map[string]*request  // step ID → the request out for it
 
 	results chan protocol.StepResult
 	wake    chan struct{}
@@ -46,7 +47,7 @@ const (
 func newDispatcher(c *Coordinator, term uint64) *dispatcher {
 	return &dispatcher{
 		c: c, term: term, log: c.log.With("term", term),
-		inFlight: map[string]bool{}, retryAt: map[string]time.Time{},
+		inFlight: map[string]bool{}, retryAt: map[string]time.Time{}, requests: map[string]*request{},
 		results: make(chan protocol.StepResult, 4096), wake: make(chan struct{}, 1),
 	}
 }
@@ -217,10 +218,27 @@ func (d *dispatcher) send(ctx context.Context, st *State, planID, stepID string,
 	d.inFlight[stepID] = true
 	delete(d.retryAt, stepID)
 	d.mu.Unlock()
+	rctx, cancel := context.WithTimeout(ctx, wait)
+	req := &request{node: ns.Node, cancel: cancel}
+	d.mu.Lock()
+	d.requests[stepID] = req
+	d.mu.Unlock()
 	go func() {
-		rctx, cancel := context.WithTimeout(ctx, wait)
 		defer cancel()
 		resp, err := d.c.cfg.NATS.RequestWithContext(rctx, protocol.NodeStepSubject(ns.Node), b)
+		d.mu.Lock()
+		if d.requests[stepID] == req {
+			delete(d.requests, stepID)
+		}
+		again := req.again
+		d.mu.Unlock()
+		if err != nil && again {
+			d.mu.Lock()
+			delete(d.inFlight, stepID)
+			d.mu.Unlock()
+			d.wakeUp()
+			return
+		}
 		if err != nil {
 			if ctx.Err() == nil {
 				level := slog.LevelDebug
@@ -261,6 +279,33 @@ func (d *dispatcher) send(ctx context.Context, st *State, planID, stepID string,
 		case <-ctx.Done():
 		}
 	}()
+}
+
+// request is one StepDispatch out to a node.
+type request struct {
+	node   string
+	cancel context.CancelFunc
+	again  bool // cancelled by nodeConnected: re-send at once (under d.mu)
+}
+
+// nodeConnected cancels the requests out to node, whose NATS connection
+// changed: a request routed to its old connection would otherwise wait out
+// its whole long poll. They are re-sent at once (the agent's journal
+// answers a repeat of a step it ran or is running).
+func (d *dispatcher) nodeConnected(node string) {
+	d.mu.Lock()
+	n := 0
+	for _, r := range d.requests {
+		if r.node == node && !r.again {
+			r.again = true
+			r.cancel()
+			n++
+		}
+	}
+	d.mu.Unlock()
+	if n > 0 {
+		d.log.Info("node reconnected; re-sending its steps", "node", node, "steps", n)
+	}
 }
 
 // later forgets an unanswered send and schedules the step's re-send.

@@ -38,9 +38,10 @@ func (c *Coordinator) leaderLoop(ctx context.Context) {
 	}()
 	tick := time.NewTicker(c.pollInterval())
 	defer tick.Stop()
+	deadSince := map[string]time.Time{} // voters gossip reports dead, since when we saw it
 	for {
 		c.reconcileNodes(ctx)
-		c.reconcileVoters(ctx)
+		c.reconcileVoters(ctx, deadSince)
 		select {
 		case <-ctx.Done():
 			<-done
@@ -74,11 +75,13 @@ func (c *Coordinator) reconcileNodes(ctx context.Context) {
 	}
 }
 
-// reconcileVoters adds alive coordinators that are not voters yet, and
-// removes voters that left gracefully. A voter that merely failed stays:
-// removing it could cost the quorum it is needed for once it restarts;
-// an operator removes dead coordinators for good with `drove leave`.
-func (c *Coordinator) reconcileVoters(ctx context.Context) {
+// reconcileVoters adds alive coordinators that are not voters yet and
+// removes voters that left gracefully. A voter gossip reports dead is
+// removed once it has been dead for RemoveDeadAfter, one at a time, and
+// only while most voters are alive: a voter that merely restarts keeps
+// its seat, and the cluster never shrinks below the quorum it needs. A
+// removed coordinator that comes back is added again.
+func (c *Coordinator) reconcileVoters(ctx context.Context, deadSince map[string]time.Time) {
 	f := c.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
 		return
@@ -87,7 +90,16 @@ func (c *Coordinator) reconcileVoters(ctx context.Context) {
 	for _, s := range f.Configuration().Servers {
 		voters[string(s.ID)] = s
 	}
-	for _, m := range c.cfg.Members.Members() {
+	members := c.cfg.Members.Members()
+	alive := 0
+	for _, m := range members {
+		if _, ok := voters[m.ID]; ok && m.State == "alive" {
+			alive++
+		}
+	}
+	now := time.Now()
+	stillDead := map[string]bool{}
+	for _, m := range members {
 		if !m.Coord || m.RaftPort == 0 {
 			continue
 		}
@@ -105,6 +117,28 @@ func (c *Coordinator) reconcileVoters(ctx context.Context) {
 			} else {
 				c.log.Info("removed voter that left", "peer", m.ID)
 			}
+		case m.State == "dead" && isVoter && m.ID != c.cfg.NodeID && c.cfg.RemoveDeadAfter > 0:
+			stillDead[m.ID] = true
+			since, ok := deadSince[m.ID]
+			if !ok {
+				deadSince[m.ID] = now
+				continue
+			}
+			if now.Sub(since) < c.cfg.RemoveDeadAfter || alive*2 <= len(voters)-1 {
+				continue
+			}
+			if err := c.raft.RemoveServer(raft.ServerID(m.ID), 0, 10*time.Second).Error(); err != nil {
+				c.log.Warn("remove dead voter", "peer", m.ID, "err", err)
+				continue
+			}
+			c.log.Warn("removed voter dead for too long", "peer", m.ID, "dead", now.Sub(since).Round(time.Second))
+			delete(deadSince, m.ID)
+			return // one at a time: recount before removing another
+		}
+	}
+	for id := range deadSince {
+		if !stillDead[id] {
+			delete(deadSince, id)
 		}
 	}
 }

@@ -130,6 +130,12 @@ func natsOptions(cfg NATSConfig) *server.Options {
 		Port:       randomIfZero(cfg.Port),
 		NoSigs:     true,
 		MaxPayload: NATSMaxPayload,
+		// Drop a client or route that stops answering within about 6 s
+		// (the default, 2 minutes per ping, let a partitioned coordinator
+		// keep receiving its share of queue-group API requests for
+		// minutes).
+		PingInterval: natsPingInterval,
+		MaxPingsOut:  2,
 		Users: []*server.User{
 			{Username: coordUser, Password: coordPass},
 			{Username: agentUser, Password: agentPass, Permissions: agentPermissions()},
@@ -143,6 +149,9 @@ func natsOptions(cfg NATSConfig) *server.Options {
 		},
 	}
 }
+
+// natsPingInterval is how often servers and agents ping each other.
+const natsPingInterval = 2 * time.Second
 
 // agentPermissions is what the agent user may do; see StartNATS.
 func agentPermissions() *server.Permissions {

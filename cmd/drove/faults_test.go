@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -228,5 +229,52 @@ func TestWrongTokenRefused(t *testing.T) {
 	waitFor(t, "m1 to log the refused raft connection", 10*time.Second, func() bool {
 		b, _ := os.ReadFile(l.Nodes[0].Log)
 		return strings.Contains(string(b), "refused raft connection")
+	})
+}
+
+// TestDeadCoordinatorRemovedAndReadded: a coordinator dead longer than
+// --remove-dead-coordinators-after leaves the raft configuration (the
+// others keep a quorum), and is a voter again once it comes back.
+func TestDeadCoordinatorRemovedAndReadded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process lab test (-short)")
+	}
+	l := upLab(t, lab.Options{Dir: t.TempDir(), Binary: droveBin, Masters: 3, FirstIP: testFirstIP,
+		ExtraArgs: []string{"--remove-dead-coordinators-after", "2s"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := l.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	nc := connect(t, l)
+	status := func() protocol.Status {
+		var st protocol.Status
+		call(t, nc, &protocol.StatusRequest{}, &st)
+		return st
+	}
+	victim := ""
+	for _, m := range []string{"m1", "m2", "m3"} {
+		if m != status().Leader {
+			victim = m
+		}
+	}
+	if err := l.Kill(victim); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, victim+" to leave the voters", 30*time.Second, func() bool {
+		st := status()
+		return len(st.Voters) == 2 && !slices.Contains(st.Voters, victim)
+	})
+	// The two left still commit: a plan runs.
+	pd := waitPlan(t, nc, submit(t, nc, protocol.PlanSpec{Name: "after", Phases: []protocol.PhaseSpec{{Name: "p", Steps: []protocol.StepSpec{
+		{Name: "x", Target: protocol.Selector{Nodes: []string{status().Leader}}, Action: protocol.Action{Kind: "shell", Command: "true"}}}}}}), 20*time.Second)
+	if pd.Summary.State != "succeeded" {
+		t.Fatalf("plan after the removal: %+v", pd.Summary)
+	}
+	if err := l.Start(victim); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, victim+" to be a voter again", 30*time.Second, func() bool {
+		return len(status().Voters) == 3
 	})
 }

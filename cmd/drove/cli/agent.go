@@ -40,9 +40,11 @@ type agentOptions struct {
 	RoutePort       int               `json:"routePort,omitempty"`
 	RaftPort        int               `json:"raftPort,omitempty"`
 	Fast            bool              `json:"fast,omitempty"`
+	RemoveDeadAfter string            `json:"removeDeadCoordinatorsAfter,omitempty"`
 
-	labels      []string
-	coordinator bool
+	labels          []string
+	coordinator     bool
+	removeDeadAfter time.Duration
 }
 
 func newAgentCmd(g *Globals) *cobra.Command { return agentCmd(g, &agentOptions{}) }
@@ -90,6 +92,7 @@ with a wrong or missing token cannot join gossip, NATS or raft.`,
 	f.IntVar(&o.RoutePort, "route-port", 6222, "coordinator: NATS cluster port")
 	f.IntVar(&o.RaftPort, "raft-port", 7947, "coordinator: raft port")
 	f.BoolVar(&o.Fast, "fast", false, "short gossip and raft timers (labs on one machine)")
+	f.StringVar(&o.RemoveDeadAfter, "remove-dead-coordinators-after", "5m", "coordinator: drop a coordinator from raft after it has been dead this long (while most are alive); 0 never")
 	return cmd
 }
 
@@ -139,6 +142,11 @@ func (o *agentOptions) complete(g *Globals, flags *pflag.FlagSet) error {
 		}
 		o.Coordinator = &c
 	}
+	if d, err := time.ParseDuration(o.RemoveDeadAfter); err != nil || d < 0 {
+		return usageErrorf("--remove-dead-coordinators-after %q: want a duration such as 5m, or 0", o.RemoveDeadAfter)
+	} else {
+		o.removeDeadAfter = d
+	}
 	if o.Advertise == "" {
 		o.Advertise = o.Bind
 		if ip := net.ParseIP(o.Bind); ip == nil || ip.IsUnspecified() {
@@ -181,6 +189,7 @@ func (o *agentOptions) mergeFile(file *agentOptions, flags *pflag.FlagSet) {
 	set("route-port", func() { pickInt(&o.RoutePort, file.RoutePort) })
 	set("raft-port", func() { pickInt(&o.RaftPort, file.RaftPort) })
 	set("fast", func() { o.Fast = o.Fast || file.Fast })
+	set("remove-dead-coordinators-after", func() { pick(&o.RemoveDeadAfter, file.RemoveDeadAfter) })
 }
 
 func pick(dst *string, v string) {
@@ -251,7 +260,8 @@ func runAgent(ctx context.Context, g *Globals, o *agentOptions) error {
 		NodeID: a.ID(), DataDir: filepath.Join(o.DataDir, "coordinator"),
 		RaftBind: net.JoinHostPort(o.Bind, strconv.Itoa(o.RaftPort)), RaftAdvertise: net.JoinHostPort(o.Advertise, strconv.Itoa(o.RaftPort)),
 		BootstrapExpect: o.BootstrapExpect, Token: o.Token, Fast: o.Fast, Log: log,
-		Members: a.Gossip(), NATS: nc,
+		RemoveDeadAfter: o.removeDeadAfter,
+		Members:         a.Gossip(), NATS: nc,
 	})
 	if err != nil {
 		return err

@@ -106,6 +106,10 @@ func (c *clientFlags) connect(g *Globals) (*nats.Conn, error) {
 	return nc, nil
 }
 
+// attemptTimeout bounds one API request attempt; a coordinator answers in
+// milliseconds, or with no_leader at once during an election.
+const attemptTimeout = 3 * time.Second
+
 // request connects, sends one API request (see call) and disconnects.
 func (c *clientFlags) request(ctx context.Context, g *Globals, req, into protocol.Message) error {
 	nc, err := c.connect(g)
@@ -117,7 +121,11 @@ func (c *clientFlags) request(ctx context.Context, g *Globals, req, into protoco
 }
 
 // call sends one API request and decodes the reply into into, retrying
-// while the cluster has no leader (an election takes about a second).
+// while the cluster has no leader (an election takes about a second) and
+// when an attempt goes unanswered: NATS hands each request to one
+// coordinator of the queue group, which may be cut off from the others
+// until the servers notice. Requests are idempotent (a plan carries its
+// ID), so asking again is safe.
 func (c *clientFlags) call(ctx context.Context, nc *nats.Conn, req, into protocol.Message) error {
 	b, err := protocol.Encode(req)
 	if err != nil {
@@ -126,7 +134,7 @@ func (c *clientFlags) call(ctx context.Context, nc *nats.Conn, req, into protoco
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
 	for {
-		rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+		rctx, rcancel := context.WithTimeout(ctx, attemptTimeout)
 		resp, err := nc.RequestWithContext(rctx, protocol.APISubject, b)
 		rcancel()
 		if err == nil {
