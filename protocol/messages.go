@@ -19,6 +19,8 @@ type Action struct {
 	Path    string            `json:"path,omitempty"`    // write-file: destination
 	Content string            `json:"content,omitempty"` // write-file: content (a template too)
 	Mode    uint32            `json:"mode,omitempty"`    // write-file: permission bits; 0644 if 0
+	// Distribution is what a distribute step fetches (or, Seed set, serves).
+	Distribution *Distribution `json:"distribution,omitempty"`
 }
 
 // RetryPolicy says how often a failed step is tried again.

@@ -27,21 +27,27 @@ const MaxFrame = 1 << 20
 type MessageType uint8
 
 const (
-	_                   MessageType = iota
-	TypeStepDispatch                // leader → agent: run a step
-	TypeStepResult                  // agent → leader: what a step did
-	TypePlanSubmit                  // CLI → coordinator: run a plan
-	TypePlanSubmitted               // coordinator → CLI: the plan's ID
-	TypeStatusRequest               // CLI → coordinator
-	TypeStatus                      // coordinator → CLI
-	TypePlanListRequest             // CLI → coordinator
-	TypePlanList                    // coordinator → CLI
-	TypePlanGetRequest              // CLI → coordinator
-	TypePlanDetail                  // coordinator → CLI
-	TypeRetryRequest                // CLI → coordinator: re-run failed steps
-	TypeAck                         // generic success reply
-	TypeError                       // any reply that failed
-	TypeNodeHello                   // agent → coordinator: I am up, here are my facts
+	_                             MessageType = iota
+	TypeStepDispatch                          // leader → agent: run a step
+	TypeStepResult                            // agent → leader: what a step did
+	TypePlanSubmit                            // CLI → coordinator: run a plan
+	TypePlanSubmitted                         // coordinator → CLI: the plan's ID
+	TypeStatusRequest                         // CLI → coordinator
+	TypeStatus                                // coordinator → CLI
+	TypePlanListRequest                       // CLI → coordinator
+	TypePlanList                              // coordinator → CLI
+	TypePlanGetRequest                        // CLI → coordinator
+	TypePlanDetail                            // coordinator → CLI
+	TypeRetryRequest                          // CLI → coordinator: re-run failed steps
+	TypeAck                                   // generic success reply
+	TypeError                                 // any reply that failed
+	TypeNodeHello                             // agent → coordinator: I am up, here are my facts
+	TypeSwarmAnnounce                         // peer → tracker: progress, and who are my peers?
+	TypeSwarmPeers                            // tracker → peer
+	TypeDistributionStatusRequest             // CLI → tracker
+	TypeDistributionStatus                    // tracker → CLI
+	TypeBitfields                             // peer → peer (data endpoint): the pieces I hold
+	TypeHave                                  // peer → peers (data endpoint): one more piece verified
 )
 
 var typeNames = map[MessageType]string{
@@ -49,7 +55,9 @@ var typeNames = map[MessageType]string{
 	TypePlanSubmitted: "PlanSubmitted", TypeStatusRequest: "StatusRequest", TypeStatus: "Status",
 	TypePlanListRequest: "PlanListRequest", TypePlanList: "PlanList", TypePlanGetRequest: "PlanGetRequest",
 	TypePlanDetail: "PlanDetail", TypeRetryRequest: "RetryRequest", TypeAck: "Ack", TypeError: "Error",
-	TypeNodeHello: "NodeHello",
+	TypeNodeHello: "NodeHello", TypeSwarmAnnounce: "SwarmAnnounce", TypeSwarmPeers: "SwarmPeers",
+	TypeDistributionStatusRequest: "DistributionStatusRequest", TypeDistributionStatus: "DistributionStatus",
+	TypeBitfields: "Bitfields", TypeHave: "Have",
 }
 
 func (t MessageType) String() string {
@@ -95,6 +103,18 @@ func messageOf(t MessageType) (Message, bool) {
 		return &Error{}, true
 	case TypeNodeHello:
 		return &NodeHello{}, true
+	case TypeSwarmAnnounce:
+		return &SwarmAnnounce{}, true
+	case TypeSwarmPeers:
+		return &SwarmPeers{}, true
+	case TypeDistributionStatusRequest:
+		return &DistributionStatusRequest{}, true
+	case TypeDistributionStatus:
+		return &DistributionStatus{}, true
+	case TypeBitfields:
+		return &Bitfields{}, true
+	case TypeHave:
+		return &Have{}, true
 	}
 	return nil, false
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -34,6 +35,14 @@ func samples() []Message {
 		&Ack{},
 		&Error{Code: CodeNotLeader, Message: "ask m2", Leader: "m2"},
 		&NodeHello{Node: Member{ID: "n2", Address: "127.0.0.3", State: "alive", Arch: "amd64"}},
+		&SwarmAnnounce{Distribution: "d1", Peer: SwarmPeer{ID: "n1", Addr: "127.0.0.2:7950", Labels: map[string]string{"zone": "a"}},
+			Have: 4 << 20, Total: 48 << 20, Uploaded: 1 << 20, Downloaded: 5 << 20, RateBps: 12 << 20, Connected: 8},
+		&SwarmPeers{Peers: []SwarmPeer{{ID: "n2", Addr: "127.0.0.3:7950", Seed: true}}, CopiesOut: 1},
+		&DistributionStatusRequest{Distribution: "d1"},
+		&DistributionStatus{Distributions: []DistributionProgress{{ID: "d1", Image: "demo:1", Peers: []PeerProgress{{
+			SwarmAnnounce: SwarmAnnounce{Distribution: "d1", Peer: SwarmPeer{ID: "n1", Addr: "127.0.0.2:7950"}, Have: 1, Total: 2}, SeenMs: 1700000000000}}}}},
+		&Bitfields{Blobs: map[string][]byte{"sha256:abababababababababababababababababababababababababababababababab": {0xf0}}},
+		&Have{Blob: "sha256:abababababababababababababababababababababababababababababababab", Piece: 3},
 	}
 }
 
@@ -147,6 +156,70 @@ func FuzzDecode(f *testing.F) {
 		again2, err := Encode(m2)
 		if err != nil || !bytes.Equal(again, again2) {
 			t.Fatalf("not stable: %q vs %q (%v)", again, again2, err)
+		}
+	})
+}
+
+// TestGoldenDistribute pins a plan carrying a distribute action (the
+// swarm's metadata in raft).
+func TestGoldenDistribute(t *testing.T) {
+	m := &PlanSubmit{PlanID: "p2", Plan: PlanSpec{Name: "distribute", Phases: []PhaseSpec{{Name: "distribute", Steps: []StepSpec{{
+		Name: "fetch", Target: Selector{Roles: []string{"node"}}, Idempotent: true,
+		Action: Action{Kind: ActionDistribute, Distribution: &Distribution{ID: "d1", Image: "demo:1", ImageDigest: "sha256:abababababababababababababababababababababababababababababababab",
+			Blobs: []BlobPieces{{Digest: "sha256:abababababababababababababababababababababababababababababababab", Size: 5 << 20, MediaType: "application/vnd.oci.image.layer.v1.tar+gzip",
+				PieceSize: 4 << 20, Pieces: []string{"cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd", "efefefefefefefefefefefefefefefefefefefefefefefefefefefefefefefef"}}}}}}}}}}}
+	b, err := Encode(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join("testdata", "golden", "PlanSubmit-distribute.frame")
+	if *update {
+		os.WriteFile(path, b, 0o644)
+	}
+	want, err := os.ReadFile(path)
+	if err != nil || !bytes.Equal(b, want) {
+		t.Fatalf("encodes to\n%q\nwant\n%q (%v)", b, want, err)
+	}
+	got, err := Decode(want)
+	if err != nil || !reflect.DeepEqual(got, m) {
+		t.Fatalf("round trip: %#v %v", got, err)
+	}
+}
+
+func TestParsePieceRequest(t *testing.T) {
+	d := "sha256:" + strings.Repeat("ab", 32)
+	ok := PieceRequest{Blob: d, Piece: 2, Offset: TransferUnit, Length: 100}
+	h := ok.Headers()
+	got, err := ParsePieceRequest(func(k string) string { return h[k] })
+	if err != nil || got != ok {
+		t.Fatalf("%+v %v", got, err)
+	}
+	for _, bad := range []map[string]string{
+		{HeaderBlob: "sha256:x", HeaderPiece: "0", HeaderOffset: "0", HeaderLength: "1"},
+		{HeaderBlob: d, HeaderPiece: "-1", HeaderOffset: "0", HeaderLength: "1"},
+		{HeaderBlob: d, HeaderPiece: "0", HeaderOffset: "5", HeaderLength: "1"},
+		{HeaderBlob: d, HeaderPiece: "0", HeaderOffset: "0", HeaderLength: "0"},
+		{HeaderBlob: d, HeaderPiece: "0", HeaderOffset: "0", HeaderLength: "1048577"},
+		{},
+	} {
+		if _, err := ParsePieceRequest(func(k string) string { return bad[k] }); err == nil {
+			t.Errorf("%v accepted", bad)
+		} else if pe, ok := err.(*Error); !ok || pe.Code != CodeBadRequest {
+			t.Errorf("%v: %v", bad, err)
+		}
+	}
+}
+
+func FuzzParsePieceRequest(f *testing.F) {
+	f.Add("sha256:"+strings.Repeat("ab", 32), "1", "1048576", "10")
+	f.Fuzz(func(t *testing.T, blob, piece, off, n string) {
+		h := map[string]string{HeaderBlob: blob, HeaderPiece: piece, HeaderOffset: off, HeaderLength: n}
+		r, err := ParsePieceRequest(func(k string) string { return h[k] })
+		if err != nil {
+			return
+		}
+		if !ValidDigest(r.Blob) || r.Piece < 0 || r.Offset%TransferUnit != 0 || r.Length < 1 || r.Length > TransferUnit {
+			t.Fatalf("accepted %+v", r)
 		}
 	})
 }
