@@ -31,11 +31,15 @@ type Distribution struct {
 	Image       string       `json:"image"`       // reference name as the user gave it
 	ImageDigest string       `json:"imageDigest"` // sha256:… of the manifest blob
 	Blobs       []BlobPieces `json:"blobs"`       // manifest, config and layers
-	// Seed is set on the step of an origin: it already holds every blob
-	// and serves them until the distribution is done (or, with Leave, once
-	// one full copy is out in the swarm).
-	Seed bool `json:"seed,omitempty"`
+	// Seeds are the node IDs among the step's targets that already hold
+	// every blob in their store: they serve them. A seed's step succeeds
+	// once one full copy is out in the swarm (it may then leave); it goes
+	// on serving until the distribution is done.
+	Seeds []string `json:"seeds,omitempty"`
 }
+
+// Distribution IDs are the ID of the plan that carries them, so the
+// tracker knows a distribution is done when its plan has settled.
 
 // BlobPieces is a blob's piece manifest: the sha256 (hex) of each
 // PieceSize slice of it, in order; the last piece may be shorter.
