@@ -103,6 +103,13 @@ func (c *Coordinator) answer(ctx context.Context, msg *nats.Msg) protocol.Messag
 			return protocol.Errorf(protocol.CodeNotFound, "no plan %q", r.PlanID)
 		}
 		return d
+	case *protocol.SwarmAnnounce:
+		if !protocol.ValidID(r.Distribution) || !protocol.ValidID(r.Peer.ID) || r.Peer.Addr == "" {
+			return protocol.Errorf(protocol.CodeBadRequest, "announce: need a distribution ID, a peer ID and its data address")
+		}
+		return c.tracker.announce(r, time.Now(), c.distributionDone(r.Distribution))
+	case *protocol.DistributionStatusRequest:
+		return c.tracker.status(r.Distribution, c.distributionDone)
 	case *protocol.RetryRequest:
 		if _, err := c.apply(ctx, CmdRetrySteps, &RetrySteps{PlanID: r.PlanID, StepID: r.StepID, Now: time.Now().UnixMilli()}); err != nil {
 			return asProtocolError(err)
@@ -162,6 +169,13 @@ func (c *Coordinator) status() *protocol.Status {
 		Plans:   c.fsm.Plans(),
 	}
 	return st
+}
+
+// distributionDone reports whether the plan carrying a distribution (they
+// share their ID) has settled: seeds may stop serving.
+func (c *Coordinator) distributionDone(id string) bool {
+	d, ok := c.fsm.PlanDetail(id)
+	return ok && d.Settled()
 }
 
 func (c *Coordinator) wakeDispatcher() {

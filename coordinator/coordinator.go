@@ -47,6 +47,8 @@ type Coordinator struct {
 	fsm   *FSM
 	subs  []*nats.Subscription
 
+	tracker *tracker // the swarm tracker; answers only while leader
+
 	mu       sync.Mutex
 	dispatch *dispatcher // while leader
 }
@@ -60,7 +62,7 @@ func Start(cfg Config) (*Coordinator, error) {
 	if !protocol.ValidID(cfg.NodeID) {
 		return nil, fmt.Errorf("node ID %q cannot be used in NATS subjects", cfg.NodeID)
 	}
-	c := &Coordinator{cfg: cfg, log: cfg.Log.With("node", cfg.NodeID), fsm: NewFSM(cfg.Log)}
+	c := &Coordinator{cfg: cfg, log: cfg.Log.With("node", cfg.NodeID), fsm: NewFSM(cfg.Log), tracker: newTracker()}
 	r, trans, err := openRaft(cfg, c.fsm)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,80 @@
+package coordinator
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/drove-project/drove/protocol"
+)
+
+func ann(dist, id, zone string, complete bool) *protocol.SwarmAnnounce {
+	a := &protocol.SwarmAnnounce{Distribution: dist, Peer: protocol.SwarmPeer{ID: id, Addr: id + ":7950"}, Complete: complete}
+	if zone != "" {
+		a.Peer.Labels = map[string]string{"zone": zone}
+	}
+	return a
+}
+
+func TestTrackerPeerSets(t *testing.T) {
+	tr := newTracker()
+	now := time.Unix(1000, 0)
+	for i := range 30 {
+		zone := "a"
+		if i%3 == 0 {
+			zone = "b"
+		}
+		tr.announce(ann("d", fmt.Sprintf("n%02d", i), zone, false), now, false)
+	}
+	got := tr.announce(ann("d", "asker", "b", false), now, false)
+	if len(got.Peers) != trackerPeers {
+		t.Fatalf("%d peers, want %d", len(got.Peers), trackerPeers)
+	}
+	// The 10 peers in zone b come first, then zone a; never the asker.
+	for i, p := range got.Peers {
+		if p.ID == "asker" {
+			t.Fatal("the asker got itself")
+		}
+		inB := p.Labels["zone"] == "b"
+		if (i < 10) != inB {
+			t.Fatalf("peer %d is %s in zone %s: same-zone peers must come first", i, p.ID, p.Labels["zone"])
+		}
+	}
+	// Different askers get different random sets of the far peers.
+	a := tr.announce(ann("d", "x1", "c", false), now, false)
+	b := tr.announce(ann("d", "x2", "c", false), now, false)
+	if fmt.Sprint(a.Peers) == fmt.Sprint(b.Peers) {
+		t.Fatal("two askers got the same peer set: not random")
+	}
+}
+
+func TestTrackerCopiesExpiryAndLeave(t *testing.T) {
+	tr := newTracker()
+	now := time.Unix(1000, 0)
+	seed := ann("d", "seed", "", true)
+	seed.Peer.Seed = true
+	tr.announce(seed, now, false)
+	tr.announce(ann("d", "n1", "", true), now, false)
+	tr.announce(ann("d", "n2", "", false), now, false)
+	got := tr.announce(ann("d", "n3", "", false), now, true)
+	if got.CopiesOut != 1 || !got.Done || len(got.Peers) != 3 {
+		t.Fatalf("%+v: want 1 copy out (seeds do not count), done, 3 peers", got)
+	}
+	// n2 leaves; the others stop announcing and expire.
+	l := ann("d", "n2", "", false)
+	l.Leaving = true
+	tr.announce(l, now, false)
+	later := now.Add(peerTTL + time.Second)
+	got = tr.announce(ann("d", "n3", "", false), later, false)
+	if len(got.Peers) != 0 {
+		t.Fatalf("peers after expiry: %+v", got.Peers)
+	}
+	st := tr.status("", func(string) bool { return false })
+	if len(st.Distributions) != 1 || len(st.Distributions[0].Peers) != 1 || st.Distributions[0].Peers[0].Peer.ID != "n3" {
+		t.Fatalf("status %+v", st)
+	}
+	tr.announce(ann("other", "z", "", false), later.Add(swarmTTL+time.Second), false)
+	if st := tr.status("d", func(string) bool { return false }); len(st.Distributions) != 0 {
+		t.Fatalf("a swarm nobody announced to for %s is still kept: %+v", swarmTTL, st)
+	}
+}
