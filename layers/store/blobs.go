@@ -140,6 +140,40 @@ func (s *Store) WriteBlob(ctx context.Context, r io.Reader, want v1.Hash) (v1.Ha
 	return h, w.n, err
 }
 
+// AdoptBlob moves the file at path into the store as blob want, without
+// copying it: the file is hashed (it must hash to want, else
+// ErrDigestMismatch and the file stays), synced and renamed into place, so
+// path must be on the store's filesystem (else the rename fails and the
+// caller copies with WriteBlob). A blob already present is kept and path
+// removed.
+func (s *Store) AdoptBlob(ctx context.Context, path string, want v1.Hash) error {
+	if s.HasBlob(want) {
+		return os.Remove(path)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("adopt blob %s: %w", want, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.CopyBuffer(h, ctxReader{ctx, f}, make([]byte, 1<<20)); err != nil {
+		return fmt.Errorf("adopt blob %s: %w", want, err)
+	}
+	if got := (v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}); got != want {
+		return fmt.Errorf("adopt blob %s: content hashes to %s: %w", want, got, ErrDigestMismatch)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("adopt blob %s: %w", want, err)
+	}
+	if err := f.Chmod(0o444); err != nil {
+		return fmt.Errorf("adopt blob %s: %w", want, err)
+	}
+	if err := os.Rename(path, s.BlobPath(want)); err != nil {
+		return fmt.Errorf("adopt blob %s: %w", want, err)
+	}
+	return atomicfile.SyncDir(s.blobDir())
+}
+
 // PutBytes stores a small blob held in memory.
 func (s *Store) PutBytes(ctx context.Context, b []byte) (v1.Hash, error) {
 	h, _, err := s.WriteBlob(ctx, bytes.NewReader(b), v1.Hash{})

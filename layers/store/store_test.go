@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"os"
 	"os/exec"
@@ -224,5 +226,34 @@ func TestIndexRoundTrip(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(s.Root(), "oci-layout")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestAdoptBlob(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "blob.part")
+	data := []byte("adopt me")
+	os.WriteFile(path, data, 0o600)
+	sum := sha256.Sum256(data)
+	want := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
+	wrong := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("0", 64)}
+	if err := s.AdoptBlob(t.Context(), path, wrong); !errors.Is(err, ErrDigestMismatch) {
+		t.Fatalf("adopt under the wrong digest: %v", err)
+	}
+	if _, err := os.Stat(path); err != nil || s.HasBlob(wrong) {
+		t.Fatalf("a refused adoption moved the file: %v", err)
+	}
+	if err := s.AdoptBlob(t.Context(), path, want); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := s.ReadBlob(want); err != nil || string(b) != string(data) {
+		t.Fatalf("adopted blob: %q %v", b, err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the adopted file is still at its old path: %v", err)
 	}
 }

@@ -276,8 +276,15 @@ func (p *Partial) Commit(ctx context.Context, s *store.Store) error {
 		if !complete {
 			return fmt.Errorf("commit blob %s: %d of %d pieces: %w", h, p.Have().Count(), len(p.bp.Pieces), ErrIncomplete)
 		}
-		if _, _, err := s.WriteBlob(ctx, io.NewSectionReader(p.f, 0, p.bp.Size), h); err != nil {
-			return fmt.Errorf("commit blob %s: %w", h, err)
+		// Move the .part file into the store (no second copy on disk);
+		// across filesystems, copy it.
+		if err := s.AdoptBlob(ctx, p.partPath, h); err != nil {
+			if errors.Is(err, store.ErrDigestMismatch) {
+				return fmt.Errorf("commit blob %s: %w", h, err)
+			}
+			if _, _, err := s.WriteBlob(ctx, io.NewSectionReader(p.f, 0, p.bp.Size), h); err != nil {
+				return fmt.Errorf("commit blob %s: %w", h, err)
+			}
 		}
 	}
 	p.mu.Lock()
