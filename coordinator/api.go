@@ -168,6 +168,10 @@ func (c *Coordinator) status() *protocol.Status {
 		Term:    c.raft.CurrentTerm(),
 		Plans:   c.fsm.Plans(),
 	}
+	if c.cfg.Traffic != nil {
+		st.NATSInBytes, st.NATSOutBytes = c.cfg.Traffic()
+		st.Answerer = c.cfg.NodeID
+	}
 	return st
 }
 

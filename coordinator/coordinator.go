@@ -33,6 +33,9 @@ type Config struct {
 	// RemoveDeadAfter is how long a coordinator must have been dead in
 	// gossip before the leader removes it from raft; 0 never removes one.
 	RemoveDeadAfter time.Duration
+	// Traffic, when set, reports this coordinator's NATS server's bytes in
+	// and out (shown in Status: proof that bulk bytes stay off it).
+	Traffic func() (in, out int64)
 	Log             *slog.Logger
 	Members         Membership
 	NATS            *nats.Conn // connection with coordinator credentials

@@ -217,6 +217,16 @@ func (n *NATSServer) Ready(ctx context.Context) error {
 	}
 }
 
+// Traffic returns the bytes this server has received and sent (clients
+// and routes together) since it started.
+func (n *NATSServer) Traffic() (in, out int64) {
+	v, err := n.s.Varz(nil)
+	if err != nil {
+		return 0, 0
+	}
+	return v.InBytes, v.OutBytes
+}
+
 // ClientURL is the URL clients connect to, with the real port.
 func (n *NATSServer) ClientURL() string { return n.s.ClientURL() }
 

@@ -68,7 +68,7 @@ func (t *tracker) announce(a *protocol.SwarmAnnounce, now time.Time, done bool) 
 		if p.Complete && !p.Peer.Seed {
 			out.CopiesOut++
 		}
-		if id == a.Peer.ID || p.Leaving {
+		if id == a.Peer.ID || p.Leaving || (a.SeedsOnly && !p.Peer.Seed) {
 			continue
 		}
 		if nearby(a.Peer.Labels, p.Peer.Labels) {

@@ -60,6 +60,11 @@ func TestTrackerCopiesExpiryAndLeave(t *testing.T) {
 	if got.CopiesOut != 1 || !got.Done || len(got.Peers) != 3 {
 		t.Fatalf("%+v: want 1 copy out (seeds do not count), done, 3 peers", got)
 	}
+	star := ann("d", "n4", "", false)
+	star.SeedsOnly = true
+	if got := tr.announce(star, now, false); len(got.Peers) != 1 || got.Peers[0].ID != "seed" {
+		t.Fatalf("a seeds-only announce got %+v", got.Peers)
+	}
 	// n2 leaves; the others stop announcing and expire.
 	l := ann("d", "n2", "", false)
 	l.Leaving = true

@@ -162,6 +162,11 @@ type Status struct {
 	Voters  []string      `json:"voters"`
 	Term    uint64        `json:"term"`
 	Plans   []PlanSummary `json:"plans"`
+	// Answerer is the coordinator that answered; NATSInBytes/NATSOutBytes
+	// what its NATS server has carried (control traffic only).
+	Answerer     string `json:"answerer,omitempty"`
+	NATSInBytes  int64  `json:"natsInBytes,omitempty"`
+	NATSOutBytes int64  `json:"natsOutBytes,omitempty"`
 }
 
 func (*Status) Type() MessageType { return TypeStatus }

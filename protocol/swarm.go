@@ -36,6 +36,10 @@ type Distribution struct {
 	// once one full copy is out in the swarm (it may then leave); it goes
 	// on serving until the distribution is done.
 	Seeds []string `json:"seeds,omitempty"`
+	// SeedsOnly makes every receiver fetch from the seeds alone: a star,
+	// as SSH-driven installers copy. Only benchmarks want it, as their
+	// baseline.
+	SeedsOnly bool `json:"seedsOnly,omitempty"`
 }
 
 // Distribution IDs are the ID of the plan that carries them, so the
@@ -72,6 +76,7 @@ type SwarmAnnounce struct {
 	RateBps      int64     `json:"rateBps"`    // download rate now
 	Connected    int       `json:"connected"`  // peers connected now
 	Leaving      bool      `json:"leaving,omitempty"`
+	SeedsOnly    bool      `json:"seedsOnly,omitempty"` // the distribution's SeedsOnly
 }
 
 // SwarmPeers answers an announce: the peers to connect to (random, 8–20,
