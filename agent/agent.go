@@ -37,6 +37,11 @@ type Config struct {
 	NATSPort    int
 	RaftPort    int
 	RoutePort   int
+	// DataPort is the data endpoint's port (image pieces are served
+	// there); 0 picks a free one. UploadLimit caps what it serves, in
+	// bytes per second; 0 means no cap.
+	DataPort    int
+	UploadLimit int64
 	Fast        bool // short gossip timers for a lab on one machine
 	Log         *slog.Logger
 }
@@ -50,9 +55,11 @@ type Agent struct {
 	facts  Facts
 	gossip *Gossip
 	exec   *Executor
+	data   *DataServer
 
-	mu sync.Mutex
-	nc *nats.Conn
+	mu    sync.Mutex
+	nc    *nats.Conn
+	swarm *Swarm
 }
 
 // New prepares an agent: its identity, facts, gossip (not yet joined) and
@@ -74,8 +81,17 @@ func New(cfg Config) (*Agent, error) {
 	}
 	a.log.Info("agent starting", "hostname", a.facts.Hostname, "os", a.facts.OS, "arch", a.facts.Arch,
 		"cpus", a.facts.CPUs, "memoryMiB", a.facts.MemoryMiB, "roles", cfg.Roles)
-	a.exec, err = OpenExecutor(filepath.Join(cfg.DataDir, "journal.log"), id, Builtins(), a.log)
+	actions := Builtins()
+	actions.Register(protocol.ActionDistribute, DistributeAction{Swarm: a.currentSwarm})
+	a.exec, err = OpenExecutor(filepath.Join(cfg.DataDir, "journal.log"), id, actions, a.log)
 	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	a.data, err = StartDataServer(ctx, DataConfig{Name: id, Host: cfg.BindAddr, Port: cfg.DataPort, Token: cfg.Token}, a.log)
+	cancel()
+	if err != nil {
+		a.exec.Close()
 		return nil, err
 	}
 	a.gossip, err = NewGossip(GossipConfig{
@@ -83,6 +99,7 @@ func New(cfg Config) (*Agent, error) {
 		AdvertiseAddr: a.cfg.AdvertiseAddr, Token: cfg.Token, Fast: cfg.Fast, Meta: a.member(),
 	}, a.log)
 	if err != nil {
+		a.data.Shutdown()
 		a.exec.Close()
 		return nil, err
 	}
@@ -103,14 +120,25 @@ func (a *Agent) member() protocol.Member {
 		ID: a.id, Name: a.cfg.Name, Address: a.cfg.AdvertiseAddr, Roles: a.cfg.Roles, Labels: a.cfg.Labels,
 		Arch: a.facts.Arch, OS: a.facts.OS, Version: version.String(), State: "alive",
 		Coord: a.cfg.Coordinator, NATSPort: a.cfg.NATSPort, RaftPort: a.cfg.RaftPort, RoutePort: a.cfg.RoutePort,
-		GossipPort: a.cfg.GossipPort,
+		GossipPort: a.cfg.GossipPort, DataPort: a.data.Port(),
 	}
+}
+
+// Data is the agent's data endpoint.
+func (a *Agent) Data() *DataServer { return a.data }
+
+// currentSwarm is the agent's swarm, nil until Run has connected.
+func (a *Agent) currentSwarm() *Swarm {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.swarm
 }
 
 // Run joins the cluster, connects to the coordinators and serves steps
 // until ctx ends; then it leaves gossip gracefully and closes everything.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.exec.Close()
+	defer a.data.Shutdown()
 	defer a.gossip.Shutdown()
 	if seeds := a.joinSeeds(); len(seeds) > 0 {
 		go func() {
@@ -131,6 +159,14 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	defer nc.Close()
+	sw, err := a.startSwarm(nc)
+	if err != nil {
+		return err
+	}
+	// Steps stop first (a distribute step is then interrupted, not failed),
+	// then the swarm.
+	defer sw.Close()
+	defer a.exec.Close()
 	sub, err := nc.Subscribe(protocol.NodeStepSubject(a.id), func(m *nats.Msg) { go a.handleStep(ctx, m) })
 	if err != nil {
 		return fmt.Errorf("subscribe to steps: %w", err)

@@ -36,9 +36,9 @@ type Config struct {
 	// Traffic, when set, reports this coordinator's NATS server's bytes in
 	// and out (shown in Status: proof that bulk bytes stay off it).
 	Traffic func() (in, out int64)
-	Log             *slog.Logger
-	Members         Membership
-	NATS            *nats.Conn // connection with coordinator credentials
+	Log     *slog.Logger
+	Members Membership
+	NATS    *nats.Conn // connection with coordinator credentials
 }
 
 // Coordinator is the raft-replicated control plane of one master node.

@@ -57,11 +57,9 @@ func (t *tracker) announce(a *protocol.SwarmAnnounce, now time.Time, done bool) 
 		t.swarms[a.Distribution] = s
 	}
 	s.seen = now
-	if a.Leaving {
-		delete(s.peers, a.Peer.ID)
-	} else {
-		s.peers[a.Peer.ID] = &protocol.PeerProgress{SwarmAnnounce: *a, SeenMs: now.UnixMilli()}
-	}
+	// A peer that leaves keeps its last report (status shows what it
+	// did) but is handed to no one.
+	s.peers[a.Peer.ID] = &protocol.PeerProgress{SwarmAnnounce: *a, SeenMs: now.UnixMilli()}
 	out := &protocol.SwarmPeers{Done: done}
 	var near, far []protocol.SwarmPeer
 	for id, p := range s.peers {

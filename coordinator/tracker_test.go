@@ -76,6 +76,7 @@ func TestTrackerCopiesExpiryAndLeave(t *testing.T) {
 	}
 	st := tr.status("", func(string) bool { return false })
 	if len(st.Distributions) != 1 || len(st.Distributions[0].Peers) != 1 || st.Distributions[0].Peers[0].Peer.ID != "n3" {
+		// n2 left at `now` and expired with the others: only n3 is fresh.
 		t.Fatalf("status %+v", st)
 	}
 	tr.announce(ann("other", "z", "", false), later.Add(swarmTTL+time.Second), false)

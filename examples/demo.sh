@@ -89,5 +89,12 @@ for _ in $(seq 50); do
 done
 d status
 d plan ls
+step "peer-to-peer: deliver hello-cluster:v1 to every node; n1 holds it and seeds"
+d --data-dir "$work/lab/n1" load -i "$work/images.tar"
+d distribute hello-cluster:v1 --seed-node n1
+for n in m1 m2 m3 n2 n3; do
+  d --data-dir "$work/lab/$n" images | grep hello-cluster
+  ls "$work/lab/$n/rootfs/"
+done
 d lab down --dir "$work/lab"
 step "done: state is in $work"

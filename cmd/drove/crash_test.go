@@ -26,7 +26,8 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	droveBin = filepath.Join(dir, "drove")
-	out, err := exec.Command("go", "build", "-o", droveBin, ".").CombinedOutput()
+	// drovetest adds the fault switches tests flip (agent/fault_drovetest.go).
+	out, err := exec.Command("go", "build", "-tags", "drovetest", "-o", droveBin, ".").CombinedOutput()
 	if err != nil {
 		os.Stderr.Write(out)
 		panic(err)

@@ -21,6 +21,7 @@ const (
 	infoNATSCoordinator = "drove/v1 nats coordinator password"
 	infoNATSAgent       = "drove/v1 nats agent password"
 	infoNATSRoute       = "drove/v1 nats route password"
+	infoNATSData        = "drove nats data v1"
 )
 
 // NATS user names. They are not secret; the passwords are.
@@ -28,6 +29,7 @@ const (
 	NATSCoordinatorUser = "drove-coordinator"
 	NATSAgentUser       = "drove-agent"
 	NATSRouteUser       = "drove-route"
+	NATSDataUser        = "drove-data"
 )
 
 // GossipKeySize is the length of GossipKey's result: an AES-256 key.
@@ -72,4 +74,11 @@ func NATSAgent(token string) (user, pass string) {
 // routes between them.
 func NATSRoute(token string) (user, pass string) {
 	return NATSRouteUser, password(token, infoNATSRoute)
+}
+
+// NATSData returns the credentials every agent uses on the other agents'
+// data endpoints (their small NATS servers that serve image pieces). All
+// agents share this user; it may touch only swarm subjects and inboxes.
+func NATSData(token string) (user, pass string) {
+	return NATSDataUser, password(token, infoNATSData)
 }

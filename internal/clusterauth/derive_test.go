@@ -28,6 +28,8 @@ func TestDerivePinned(t *testing.T) {
 		{"coordinator", NATSCoordinator, "drove-coordinator", "rFl7r6RBT93S4y_GM6S1NkTwSkj_PPpNSqU1j4318ZI"},
 		{"agent", NATSAgent, "drove-agent", "ai27n6aJSSvNjTJXahhLvjTSXcs0DWPSnGXmK_BwnSs"},
 		{"route", NATSRoute, "drove-route", "2t41RI1Qn2B2HtyfB459LSaQc-swJQwSOJVcK6kw6V8"},
+		// Checked against an independent HKDF-SHA256 (Python hmac/hashlib).
+		{"data", NATSData, "drove-data", "gaXlQbP7qeq_vOwXzzL_rjlpXAybOZMkUW292jJDlYc"},
 	}
 	for _, tt := range tests {
 		user, pass := tt.fn(pinnedToken)
@@ -66,9 +68,11 @@ func TestDeriveStableAndDistinct(t *testing.T) {
 		add(tok+" agent", p)
 		_, p = NATSRoute(tok)
 		add(tok+" route", p)
+		_, p = NATSData(tok)
+		add(tok+" data", p)
 	}
 	users := map[string]bool{}
-	for _, fn := range []func(string) (string, string){NATSCoordinator, NATSAgent, NATSRoute} {
+	for _, fn := range []func(string) (string, string){NATSCoordinator, NATSAgent, NATSRoute, NATSData} {
 		u, _ := fn(pinnedToken)
 		if users[u] {
 			t.Errorf("user name %q used twice", u)

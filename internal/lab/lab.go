@@ -36,6 +36,9 @@ type Options struct {
 	FirstIP int
 	// ExtraArgs are added to every agent's command line.
 	ExtraArgs []string
+	// NodeEnv adds environment variables (KEY=VALUE) to the named nodes'
+	// processes: tests use it for fault switches.
+	NodeEnv map[string][]string
 	// NetNS runs each node in its own network namespace behind a bridge
 	// (root only); see netns.go.
 	NetNS bool
@@ -51,6 +54,7 @@ type Node struct {
 	Master  bool     `json:"master"`
 	PID     int      `json:"pid"`
 	Args    []string `json:"args"`
+	Env     []string `json:"env,omitempty"`
 	DataDir string   `json:"dataDir"`
 	Log     string   `json:"log"`
 	// NetNS is the node's network namespace and Veth the root-namespace
@@ -75,6 +79,7 @@ const (
 	NATSPort   = 4222
 	RoutePort  = 6222
 	RaftPort   = 7947
+	DataPort   = 7950
 )
 
 // Up starts the lab's processes and returns once each has been launched
@@ -143,11 +148,13 @@ func Up(o Options) (*Lab, error) {
 		n.Args = []string{"--data-dir", n.DataDir, "agent", "--name", n.Name, "--bind", n.Addr, "--roles", role,
 			"--token-file", tokenFile, "--join", seed, "--fast",
 			"--gossip-port", strconv.Itoa(GossipPort), "--nats-port", strconv.Itoa(NATSPort),
-			"--route-port", strconv.Itoa(RoutePort), "--raft-port", strconv.Itoa(RaftPort)}
+			"--route-port", strconv.Itoa(RoutePort), "--raft-port", strconv.Itoa(RaftPort),
+			"--data-port", strconv.Itoa(DataPort)}
 		if n.Master {
 			n.Args = append(n.Args, "--bootstrap-expect", strconv.Itoa(o.Masters))
 		}
 		n.Args = append(n.Args, o.ExtraArgs...)
+		n.Env = o.NodeEnv[n.Name]
 		l.Nodes = append(l.Nodes, n)
 	}
 	if l.Net != nil {
@@ -234,6 +241,9 @@ func (l *Lab) start(n *Node) error {
 		cmd = exec.Command("ip", append([]string{"netns", "exec", n.NetNS, l.Binary}, n.Args...)...)
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if len(n.Env) > 0 {
+		cmd.Env = append(os.Environ(), n.Env...)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", n.Name, err)

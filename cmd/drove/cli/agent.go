@@ -39,12 +39,15 @@ type agentOptions struct {
 	NATSPort        int               `json:"natsPort,omitempty"`
 	RoutePort       int               `json:"routePort,omitempty"`
 	RaftPort        int               `json:"raftPort,omitempty"`
+	DataPort        int               `json:"dataPort,omitempty"`
+	UploadLimit     string            `json:"uploadLimit,omitempty"`
 	Fast            bool              `json:"fast,omitempty"`
 	RemoveDeadAfter string            `json:"removeDeadCoordinatorsAfter,omitempty"`
 
 	labels          []string
 	coordinator     bool
 	removeDeadAfter time.Duration
+	uploadLimit     int64 // bytes per second, 0: none
 }
 
 func newAgentCmd(g *Globals) *cobra.Command { return agentCmd(g, &agentOptions{}) }
@@ -91,6 +94,8 @@ with a wrong or missing token cannot join gossip, NATS or raft.`,
 	f.IntVar(&o.NATSPort, "nats-port", 4222, "coordinator: NATS client port")
 	f.IntVar(&o.RoutePort, "route-port", 6222, "coordinator: NATS cluster port")
 	f.IntVar(&o.RaftPort, "raft-port", 7947, "coordinator: raft port")
+	f.IntVar(&o.DataPort, "data-port", 7950, "data endpoint port: peers fetch image pieces from this node here")
+	f.StringVar(&o.UploadLimit, "upload-limit", "", "cap what this node serves to peers, e.g. 100mbit, 12MiB (per second; default: no cap)")
 	f.BoolVar(&o.Fast, "fast", false, "short gossip and raft timers (labs on one machine)")
 	f.StringVar(&o.RemoveDeadAfter, "remove-dead-coordinators-after", "5m", "coordinator: drop a coordinator from raft after it has been dead this long (while most are alive); 0 never")
 	return cmd
@@ -142,6 +147,13 @@ func (o *agentOptions) complete(g *Globals, flags *pflag.FlagSet) error {
 		}
 		o.Coordinator = &c
 	}
+	if o.UploadLimit != "" {
+		n, err := ParseRate(o.UploadLimit)
+		if err != nil {
+			return usageErrorf("--upload-limit: %v", err)
+		}
+		o.uploadLimit = n
+	}
 	if d, err := time.ParseDuration(o.RemoveDeadAfter); err != nil || d < 0 {
 		return usageErrorf("--remove-dead-coordinators-after %q: want a duration such as 5m, or 0", o.RemoveDeadAfter)
 	} else {
@@ -188,6 +200,8 @@ func (o *agentOptions) mergeFile(file *agentOptions, flags *pflag.FlagSet) {
 	set("nats-port", func() { pickInt(&o.NATSPort, file.NATSPort) })
 	set("route-port", func() { pickInt(&o.RoutePort, file.RoutePort) })
 	set("raft-port", func() { pickInt(&o.RaftPort, file.RaftPort) })
+	set("data-port", func() { pickInt(&o.DataPort, file.DataPort) })
+	set("upload-limit", func() { pick(&o.UploadLimit, file.UploadLimit) })
 	set("fast", func() { o.Fast = o.Fast || file.Fast })
 	set("remove-dead-coordinators-after", func() { pick(&o.RemoveDeadAfter, file.RemoveDeadAfter) })
 }
@@ -229,6 +243,7 @@ func runAgent(ctx context.Context, g *Globals, o *agentOptions) error {
 		DataDir: o.DataDir, Name: o.Name, BindAddr: o.Bind, AdvertiseAddr: o.Advertise, GossipPort: o.GossipPort,
 		Join: withDefaultPort(o.Join, 7946), Roles: o.Roles, Labels: o.Labels, Token: o.Token,
 		Coordinator: *o.Coordinator, Fast: o.Fast, Log: log,
+		DataPort: o.DataPort, UploadLimit: o.uploadLimit,
 	}
 	if *o.Coordinator {
 		cfg.NATSPort, cfg.RaftPort, cfg.RoutePort = o.NATSPort, o.RaftPort, o.RoutePort
@@ -261,7 +276,7 @@ func runAgent(ctx context.Context, g *Globals, o *agentOptions) error {
 		RaftBind: net.JoinHostPort(o.Bind, strconv.Itoa(o.RaftPort)), RaftAdvertise: net.JoinHostPort(o.Advertise, strconv.Itoa(o.RaftPort)),
 		BootstrapExpect: o.BootstrapExpect, Token: o.Token, Fast: o.Fast, Log: log,
 		RemoveDeadAfter: o.removeDeadAfter,
-		Members:         a.Gossip(), NATS: nc,
+		Members:         a.Gossip(), NATS: nc, Traffic: ns.Traffic,
 	})
 	if err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 
 	"github.com/drove-project/drove/internal/atomicfile"
 	"github.com/drove-project/drove/internal/clusterauth"
+	"github.com/drove-project/drove/internal/progress"
 	"github.com/drove-project/drove/protocol"
 )
 
@@ -27,20 +28,64 @@ func newStatusCmd(g *Globals) *cobra.Command {
 			if err := checkOutputFormat(output); err != nil {
 				return err
 			}
-			var st protocol.Status
-			if err := cf.request(cmd.Context(), g, &protocol.StatusRequest{}, &st); err != nil {
+			nc, err := cf.connect(g)
+			if err != nil {
 				return err
 			}
-			if output == "json" || output == "yaml" {
-				return writeStructured(g.Out, output, st)
+			defer nc.Close()
+			var out statusOutput
+			if err := cf.call(cmd.Context(), nc, &protocol.StatusRequest{}, &out.Status); err != nil {
+				return err
 			}
-			printStatus(g, &st)
+			// Active distributions come from the tracker on the leader; a
+			// cluster without a leader still shows its members.
+			var ds protocol.DistributionStatus
+			if err := cf.call(cmd.Context(), nc, &protocol.DistributionStatusRequest{}, &ds); err == nil {
+				for _, d := range ds.Distributions {
+					if !d.Done {
+						out.Distributions = append(out.Distributions, d)
+					}
+				}
+			}
+			if output == "json" || output == "yaml" {
+				return writeStructured(g.Out, output, out)
+			}
+			printStatus(g, &out.Status)
+			printDistributions(g, out.Distributions)
 			return nil
 		},
 	}
 	cf.add(cmd.Flags())
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table, json or yaml")
 	return cmd
+}
+
+// statusOutput is `drove status -o json`: the coordinator's Status plus
+// the distributions under way.
+type statusOutput struct {
+	protocol.Status
+	Distributions []protocol.DistributionProgress `json:"distributions,omitempty"`
+}
+
+func printDistributions(g *Globals, ds []protocol.DistributionProgress) {
+	for _, d := range ds {
+		complete, peers := 0, 0
+		var have, total, rate int64
+		for _, p := range d.Peers {
+			if p.Peer.Seed {
+				continue
+			}
+			peers++
+			have += p.Have
+			total += p.Total
+			rate += p.RateBps
+			if p.Complete {
+				complete++
+			}
+		}
+		fmt.Fprintf(g.Out, "\ndistribution %s: %d/%d nodes complete, %s of %s, %s/s\n", d.ID, complete, peers,
+			progress.HumanBytes(have), progress.HumanBytes(total), progress.HumanBytes(rate))
+	}
 }
 
 func printStatus(g *Globals, st *protocol.Status) {

@@ -1,0 +1,331 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/drove-project/drove/internal/clusterauth"
+	"github.com/drove-project/drove/layers/swarm"
+	"github.com/drove-project/drove/protocol"
+)
+
+// link is a Fetch's connection to one peer's data endpoint, with the
+// workers that fetch pieces from it.
+type link struct {
+	f      *fetch
+	peer   protocol.SwarmPeer
+	ctx    context.Context
+	cancel context.CancelFunc
+	nc     *nats.Conn
+	units  chan struct{} // unit request slots
+	fails  atomic.Int32  // consecutive failed requests
+
+	mu      sync.Mutex
+	ready   bool                   // the bitfield is in the picker
+	pending []protocol.Have        // Haves that came before it
+	refused map[pieceRef]time.Time // pieces the peer said to get elsewhere, until when
+}
+
+func newLink(ctx context.Context, f *fetch, p protocol.SwarmPeer) *link {
+	l := &link{f: f, peer: p, units: make(chan struct{}, unitsInFlight)}
+	l.ctx, l.cancel = context.WithCancel(ctx)
+	return l
+}
+
+// run connects, learns the peer's pieces and runs the workers until the
+// link is cancelled or the connection drops.
+func (l *link) run() {
+	f := l.f
+	defer f.wg.Done()
+	defer f.dropped(l)
+	defer l.cancel()
+	log := f.log.With("peer", l.peer.ID, "addr", l.peer.Addr)
+	user, pass := clusterauth.NATSData(f.ss.sw.cfg.Token)
+	nc, err := nats.Connect("nats://"+l.peer.Addr,
+		nats.Name("drove-swarm "+f.ss.sw.cfg.NodeID),
+		nats.UserInfo(user, pass),
+		nats.NoReconnect(),
+		nats.Timeout(2*time.Second),
+		nats.PingInterval(dataPingInterval),
+		nats.MaxPingsOutstanding(2),
+		nats.ClosedHandler(func(*nats.Conn) { l.cancel() }),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { log.Debug("peer connection", "err", err) }),
+	)
+	if err != nil {
+		log.Debug("connect to peer", "err", err)
+		return
+	}
+	l.nc = nc
+	defer nc.Close()
+	if err := l.learn(); err != nil {
+		if l.ctx.Err() == nil {
+			log.Debug("read peer's pieces", "err", err)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	for range f.workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l.work(log)
+		}()
+	}
+	wg.Wait()
+}
+
+// learn subscribes to the peer's Have messages and feeds its bitfield to
+// the picker.
+func (l *link) learn() error {
+	f := l.f
+	id := f.ss.dist.ID
+	if _, err := l.nc.Subscribe(protocol.SwarmHaveSubject(id), l.onHave); err != nil {
+		return fmt.Errorf("subscribe to haves: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(l.ctx, 5*time.Second)
+	defer cancel()
+	reply, err := l.nc.RequestWithContext(ctx, protocol.SwarmBitfieldSubject(id), nil)
+	if err != nil {
+		return fmt.Errorf("request bitfield: %w", err)
+	}
+	var bf protocol.Bitfields
+	if err := protocol.DecodeAs(reply.Data, &bf); err != nil {
+		return fmt.Errorf("decode bitfield: %w", err)
+	}
+	need := make(map[string]int, len(f.need))
+	for d, bs := range f.need {
+		need[d] = len(bs.bp.Pieces)
+	}
+	bits, err := peerBitfields(&bf, need)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	f.picker.SetPeer(l.peer.ID, bits)
+	for _, h := range l.pending {
+		f.picker.PeerHas(l.peer.ID, h.Blob, h.Piece)
+	}
+	l.ready, l.pending = true, nil
+	l.mu.Unlock()
+	f.notify()
+	return nil
+}
+
+// onHave records one more piece at the peer.
+func (l *link) onHave(m *nats.Msg) {
+	var h protocol.Have
+	if protocol.DecodeAs(m.Data, &h) != nil {
+		return
+	}
+	l.mu.Lock()
+	if !l.ready {
+		if len(l.pending) < 1<<16 {
+			l.pending = append(l.pending, h)
+		}
+		l.mu.Unlock()
+		return
+	}
+	l.f.picker.PeerHas(l.peer.ID, h.Blob, h.Piece)
+	l.mu.Unlock()
+	l.f.notify()
+}
+
+// work fetches pieces the picker hands out for this peer until the link
+// ends.
+func (l *link) work(log *slog.Logger) {
+	f := l.f
+	for {
+		wake := f.waker()
+		blob, piece, ok := f.picker.Next(l.peer.ID)
+		if !ok {
+			select {
+			case <-l.ctx.Done():
+				return
+			case <-wake:
+				continue
+			}
+		}
+		ref := pieceRef{blob, piece}
+		if l.isRefused(ref) {
+			// Ask for another piece (the picker breaks ties at random);
+			// the pause keeps this from spinning when none is left.
+			f.picker.Release(l.peer.ID, blob, piece)
+			if !l.pause(50 * time.Millisecond) {
+				return
+			}
+			continue
+		}
+		err := l.fetchPiece(ref)
+		if err == nil {
+			l.fails.Store(0)
+			continue
+		}
+		f.picker.Release(l.peer.ID, blob, piece)
+		f.notify()
+		var perr *protocol.Error
+		switch {
+		case l.ctx.Err() != nil:
+			return
+		case !f.picker.Wanted(blob, piece):
+			// Another peer delivered it first (endgame).
+		case errors.Is(err, swarm.ErrBadPiece), errors.Is(err, errBadUnit):
+			log.Warn("peer served a bad piece: banned from this distribution", "digest", blob, "piece", piece, "err", err)
+			f.ss.ban(l.peer.ID)
+			l.cancel()
+			return
+		case errors.Is(err, errLocal):
+			f.fail(err)
+			return
+		case errors.As(err, &perr) && perr.Code == protocol.CodeTimeout:
+			// Busy (over its upload limit, or a seed spreading its
+			// pieces): get this piece elsewhere for a while.
+			l.refuse(ref, time.Now().Add(refusedFor))
+		default:
+			log.Debug("fetch piece", "digest", blob, "piece", piece, "err", err)
+			if l.fails.Add(1) >= maxPeerFailures {
+				log.Warn("peer keeps failing requests; dropping it for now", "err", err)
+				l.cancel()
+				return
+			}
+			if !l.pause(200 * time.Millisecond) {
+				return
+			}
+		}
+	}
+}
+
+// refusedFor is how long a piece a peer said to get elsewhere is not
+// asked of it again.
+const refusedFor = time.Second
+
+func (l *link) refuse(ref pieceRef, until time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.refused == nil {
+		l.refused = map[pieceRef]time.Time{}
+	}
+	l.refused[ref] = until
+}
+
+func (l *link) isRefused(ref pieceRef) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	until, ok := l.refused[ref]
+	if ok && time.Now().After(until) {
+		delete(l.refused, ref)
+		return false
+	}
+	return ok
+}
+
+// pause waits d unless the link ends first (then it reports false).
+func (l *link) pause(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-l.ctx.Done():
+		return false
+	}
+}
+
+// errLocal marks an error of this node (its disk), not of the peer.
+var errLocal = errors.New("local")
+
+// fetchPiece fetches one piece unit by unit from the peer, verifies and
+// stores it.
+func (l *link) fetchPiece(ref pieceRef) error {
+	f := l.f
+	bs := f.need[ref.blob]
+	plen := swarm.PieceLen(bs.bp, ref.piece)
+	ctx, cancel := context.WithCancel(l.ctx)
+	defer cancel()
+	f.track(ref, l, cancel)
+	defer f.untrack(ref, l)
+	buf := make([]byte, plen)
+	g, gctx := errgroup.WithContext(ctx)
+	for off := int64(0); off < plen; off += protocol.TransferUnit {
+		select {
+		case l.units <- struct{}{}:
+		case <-gctx.Done():
+		}
+		if gctx.Err() != nil {
+			break
+		}
+		dst := buf[off:min(off+protocol.TransferUnit, plen)]
+		g.Go(func() error {
+			defer func() { <-l.units }()
+			return l.fetchUnit(gctx, protocol.PieceRequest{Blob: ref.blob, Piece: ref.piece, Offset: off, Length: len(dst)}, dst)
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if !f.picker.Wanted(ref.blob, ref.piece) {
+		return nil // an endgame duplicate that arrived second
+	}
+	bs.mu.RLock()
+	p := bs.partial
+	bs.mu.RUnlock()
+	if p == nil {
+		return nil
+	}
+	if err := p.WritePiece(ref.piece, buf); err != nil {
+		if errors.Is(err, swarm.ErrBadPiece) {
+			return err
+		}
+		return fmt.Errorf("%w: store piece: %w", errLocal, err)
+	}
+	f.completed(ref, l)
+	return nil
+}
+
+// fetchUnit requests one unit into dst.
+func (l *link) fetchUnit(ctx context.Context, r protocol.PieceRequest, dst []byte) error {
+	m := nats.NewMsg(protocol.SwarmPieceSubject(l.f.ss.dist.ID))
+	for k, v := range r.Headers() {
+		m.Header.Set(k, v)
+	}
+	ctx, cancel := context.WithTimeout(ctx, unitTimeout)
+	defer cancel()
+	reply, err := l.nc.RequestMsgWithContext(ctx, m)
+	if err != nil {
+		return fmt.Errorf("request piece %d of %s at %d: %w", r.Piece, r.Blob, r.Offset, err)
+	}
+	n := int64(len(reply.Data))
+	l.f.downloaded.Add(n)
+	l.f.ss.downloaded.Add(n)
+	data, err := unitData(reply.Header.Get, reply.Data, len(dst))
+	if err != nil {
+		return fmt.Errorf("piece %d of %s at %d: %w", r.Piece, r.Blob, r.Offset, err)
+	}
+	copy(dst, data)
+	return nil
+}
+
+// unitData reads a piece reply: its error headers as a *protocol.Error,
+// or its bytes, which must be exactly want long (else errBadUnit).
+func unitData(header func(string) string, data []byte, want int) ([]byte, error) {
+	if code, msg := header(protocol.HeaderCode), header(protocol.HeaderError); code != "" || msg != "" {
+		if code == "" {
+			code = string(protocol.CodeInternal)
+		}
+		return nil, &protocol.Error{Code: protocol.ErrorCode(code), Message: msg}
+	}
+	if len(data) != want {
+		return nil, fmt.Errorf("%d bytes, want %d: %w", len(data), want, errBadUnit)
+	}
+	return data, nil
+}

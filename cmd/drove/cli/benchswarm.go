@@ -1,0 +1,289 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
+
+	"github.com/drove-project/drove/internal/lab"
+	"github.com/drove-project/drove/internal/progress"
+	"github.com/drove-project/drove/layers/store"
+	"github.com/drove-project/drove/layers/swarm"
+	"github.com/drove-project/drove/protocol"
+)
+
+type benchSwarmOptions struct {
+	Nodes  int
+	Size   string
+	Uplink string
+	NetNS  bool
+	Output string
+	Dir    string
+}
+
+// benchSwarmResult is `drove bench swarm -o json`; the issue fixes the keys.
+type benchSwarmResult struct {
+	Nodes            int     `json:"nodes"`
+	SizeBytes        int64   `json:"size_bytes"`
+	UplinkBytesPerS  int64   `json:"uplink_bytes_per_s"`
+	SOverBEffS       float64 `json:"s_over_b_eff_s"`
+	TP50S            float64 `json:"t_p50_s"`
+	TLastS           float64 `json:"t_last_s"`
+	SeedUploadBytes  int64   `json:"seed_upload_bytes"`
+	MaxNodeDownBytes int64   `json:"max_node_download_bytes"`
+	StarS            float64 `json:"star_s"`
+}
+
+func newBenchSwarmCmd(g *Globals) *cobra.Command {
+	o := &benchSwarmOptions{}
+	cmd := &cobra.Command{
+		Use:   "swarm",
+		Short: "Time peer-to-peer delivery to N lab nodes against S/B and a star copy",
+		Long: `bench swarm starts its own lab: one coordinator, a seed node and --nodes
+receivers. Uplinks are capped at --uplink: with --netns (root) by tc tbf on
+each node's link, otherwise by each agent's --upload-limit. It then
+
+  1. measures B_eff: the image delivered from the seed to one node alone
+     (S / that time);
+  2. delivers another image of the same size from the seed to all nodes,
+     and reports when each had every piece verified (p50 and last), what
+     the seed uploaded and the most any node downloaded;
+  3. the star baseline: every node pulling from the seed alone, run for
+     real when --nodes <= 4, otherwise the model N·S/B_eff (the table says
+     which).
+
+Goals at --netns --nodes 32 --size 64MiB --uplink 100mbit: last <= 1.5·S/B_eff
++ 2 s, p50 <= 1.2·S/B_eff + 2 s, seed upload <= 1.5·S, each node <= 1.05·S.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutputFormat(o.Output); err != nil {
+				return err
+			}
+			if o.Nodes < 1 {
+				return usageErrorf("--nodes must be at least 1")
+			}
+			return runBenchSwarm(cmd.Context(), g, o)
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.Nodes, "nodes", 8, "receiving nodes")
+	f.StringVar(&o.Size, "size", "64MiB", "image size (three layers of random data)")
+	f.StringVar(&o.Uplink, "uplink", "100mbit", "per-node uplink")
+	f.BoolVar(&o.NetNS, "netns", false, "network namespaces and tc tbf (root)")
+	f.StringVar(&o.Dir, "dir", "", "lab directory (default: a temporary one, in /dev/shm when it exists: the bench measures the network, not the disk)")
+	f.StringVarP(&o.Output, "output", "o", "table", "output format: table, json or yaml")
+	return cmd
+}
+
+func runBenchSwarm(ctx context.Context, g *Globals, o *benchSwarmOptions) error {
+	size, err := ParseRate(o.Size) // same units
+	if err != nil {
+		return usageErrorf("--size: %v", err)
+	}
+	rate, err := ParseRate(o.Uplink)
+	if err != nil {
+		return usageErrorf("--uplink: %v", err)
+	}
+	dir := o.Dir
+	if dir == "" {
+		base := ""
+		if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+			base = "/dev/shm"
+		}
+		d, err := os.MkdirTemp(base, "drove-bench-swarm-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	bin, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	lo := lab.Options{Dir: filepath.Join(dir, "lab"), Binary: bin, Masters: 1, Nodes: o.Nodes + 1, FirstIP: 101, NetNS: o.NetNS}
+	if o.NetNS {
+		lo.Uplink = o.Uplink
+	} else {
+		lo.ExtraArgs = []string{"--upload-limit", strconv.FormatInt(rate, 10)}
+	}
+	fmt.Fprintf(g.Err, "starting a lab: 1 coordinator, 1 seed, %d receivers ...\n", o.Nodes)
+	l, err := lab.Up(lo)
+	if err != nil {
+		return err
+	}
+	defer l.Down()
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if _, err := l.WaitReady(rctx); err != nil {
+		return err
+	}
+	nc, err := l.Connect()
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	cf := &clientFlags{Timeout: time.Minute}
+	seed := l.Nodes[1] // m1 is the coordinator; n1 seeds
+	var receivers []string
+	for _, n := range l.Nodes[2:] {
+		receivers = append(receivers, n.Name)
+	}
+	seedStore, err := store.Open(filepath.Join(seed.DataDir, "store"))
+	if err != nil {
+		return err
+	}
+	images := map[string]int64{"bench/calibrate:1": 1, "bench/swarm:1": 2, "bench/star:1": 3}
+	for name, rngSeed := range images {
+		if _, err := WriteRandomImage(ctx, seedStore, name, size, 3, rngSeed); err != nil {
+			return err
+		}
+	}
+	run := func(image string, targets []string, seedsOnly bool) (*swarmRun, error) {
+		return runSwarmOnce(ctx, cf, nc, seedStore, image, seed.Name, targets, seedsOnly)
+	}
+
+	fmt.Fprintln(g.Err, "calibrating: seed to one node alone ...")
+	cal, err := run("bench/calibrate:1", receivers[:1], false)
+	if err != nil {
+		return err
+	}
+	sOverB := cal.last.Seconds()
+	fmt.Fprintf(g.Err, "S/B_eff = %.2f s (%s at %s/s)\n", sOverB, progress.HumanBytes(size), progress.HumanBytes(int64(float64(size)/sOverB)))
+
+	fmt.Fprintf(g.Err, "delivering to %d nodes ...\n", len(receivers))
+	main, err := run("bench/swarm:1", receivers, false)
+	if err != nil {
+		return err
+	}
+	r := benchSwarmResult{
+		Nodes: o.Nodes, SizeBytes: size, UplinkBytesPerS: rate, SOverBEffS: sOverB,
+		TP50S: main.p50.Seconds(), TLastS: main.last.Seconds(), SeedUploadBytes: main.seedUpload, MaxNodeDownBytes: main.maxDown,
+	}
+	starHow := "model N·S/B_eff"
+	r.StarS = float64(o.Nodes) * sOverB
+	if o.Nodes <= 4 {
+		fmt.Fprintln(g.Err, "star baseline: every node from the seed alone ...")
+		star, err := run("bench/star:1", receivers, true)
+		if err != nil {
+			return err
+		}
+		r.StarS, starHow = star.last.Seconds(), "measured"
+	}
+	if o.Output != "table" {
+		return writeStructured(g.Out, o.Output, r)
+	}
+	sz := float64(size)
+	fmt.Fprintf(g.Out, "nodes %d, size %s, uplink %s/s (%s)\n", r.Nodes, progress.HumanBytes(size), progress.HumanBytes(rate), map[bool]string{true: "netns + tbf", false: "--upload-limit"}[o.NetNS])
+	fmt.Fprintf(g.Out, "S/B_eff:        %.2f s\n", sOverB)
+	fmt.Fprintf(g.Out, "t_p50:          %.2f s = %.2f·S/B_eff (goal <= 1.2·S/B_eff + 2 s: %s)\n", r.TP50S, r.TP50S/sOverB, pass(r.TP50S <= 1.2*sOverB+2))
+	fmt.Fprintf(g.Out, "t_last:         %.2f s = %.2f·S/B_eff (goal <= 1.5·S/B_eff + 2 s: %s)\n", r.TLastS, r.TLastS/sOverB, pass(r.TLastS <= 1.5*sOverB+2))
+	fmt.Fprintf(g.Out, "seed upload:    %s = %.2f·S (goal <= 1.5·S: %s)\n", progress.HumanBytes(r.SeedUploadBytes), float64(r.SeedUploadBytes)/sz, pass(float64(r.SeedUploadBytes) <= 1.5*sz))
+	fmt.Fprintf(g.Out, "max node down:  %s = %.3f·S (goal <= 1.05·S: %s)\n", progress.HumanBytes(r.MaxNodeDownBytes), float64(r.MaxNodeDownBytes)/sz, pass(float64(r.MaxNodeDownBytes) <= 1.05*sz))
+	fmt.Fprintf(g.Out, "star:           %.2f s (%s): swarm is %.1fx faster\n", r.StarS, starHow, r.StarS/r.TLastS)
+	return nil
+}
+
+// swarmRun is what one measured distribution gave.
+type swarmRun struct {
+	p50, last  time.Duration // from submit to each receiver's last verified piece
+	seedUpload int64
+	maxDown    int64
+}
+
+// runSwarmOnce distributes image from seed to targets and times each
+// target by the tracker: when its announce first says complete.
+func runSwarmOnce(ctx context.Context, cf *clientFlags, nc *nats.Conn, s *store.Store, image, seed string, targets []string, seedsOnly bool) (*swarmRun, error) {
+	e, err := s.Resolve(image)
+	if err != nil {
+		return nil, err
+	}
+	blobs, err := swarm.ImageBlobs(ctx, s, e.Descriptor.Digest, protocol.DefaultPieceSize)
+	if err != nil {
+		return nil, err
+	}
+	id := protocol.NewPlanID(time.Now())
+	dist := &protocol.Distribution{ID: id, Image: image, ImageDigest: e.Descriptor.Digest.String(), Blobs: blobs,
+		Seeds: []string{seed}, SeedsOnly: seedsOnly}
+	spec := DistributePlan(dist, append([]string{seed}, targets...), 30*time.Minute)
+	var sub protocol.PlanSubmitted
+	if err := cf.call(ctx, nc, &protocol.PlanSubmit{Plan: spec, PlanID: id}, &sub); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	done := map[string]time.Duration{}
+	var last protocol.DistributionProgress
+	for {
+		var ds protocol.DistributionStatus
+		if err := cf.call(ctx, nc, &protocol.DistributionStatusRequest{Distribution: id}, &ds); err == nil && len(ds.Distributions) == 1 {
+			last = ds.Distributions[0]
+			for _, p := range last.Peers {
+				if _, seen := done[p.Peer.ID]; !seen && p.Complete && slices.Contains(targets, p.Peer.ID) {
+					done[p.Peer.ID] = time.Since(start)
+				}
+			}
+		}
+		var d protocol.PlanDetail
+		if err := cf.call(ctx, nc, &protocol.PlanGetRequest{PlanID: id}, &d); err != nil {
+			return nil, err
+		}
+		if d.Settled() {
+			if d.Summary.State != "succeeded" {
+				return nil, fmt.Errorf("distribution %s: plan %s", image, d.Summary.State)
+			}
+			out := &swarmRun{}
+			var times []time.Duration
+			for _, ph := range d.Phases {
+				for _, st := range ph.Steps {
+					n, _ := strconv.ParseInt(st.Outputs["downloaded"], 10, 64)
+					if st.Node == seed {
+						out.seedUpload, _ = strconv.ParseInt(st.Outputs["uploaded"], 10, 64)
+						continue
+					}
+					out.maxDown = max(out.maxDown, n)
+					t, ok := done[st.Node]
+					if !ok { // finished between two polls of the tracker
+						t = time.Duration(st.FinishedAt-d.Summary.Created) * time.Millisecond
+					}
+					times = append(times, t)
+				}
+			}
+			// The seed serves on after its step (it may leave once one copy
+			// is out): take its announces until one comes after the end.
+			settled := time.Now()
+			for deadline := settled.Add(3 * time.Second); time.Now().Before(deadline); {
+				var ds protocol.DistributionStatus
+				if err := cf.call(ctx, nc, &protocol.DistributionStatusRequest{Distribution: id}, &ds); err == nil && len(ds.Distributions) == 1 {
+					last = ds.Distributions[0]
+				}
+				fresh := false
+				for _, p := range last.Peers {
+					if p.Peer.ID == seed {
+						out.seedUpload = max(out.seedUpload, p.Uploaded)
+						fresh = p.SeenMs > settled.UnixMilli()
+					}
+				}
+				if fresh {
+					break
+				}
+				time.Sleep(100 * time.Millisecond) // polling interval
+			}
+			sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
+			out.p50, out.last = times[(len(times)-1)/2], times[len(times)-1]
+			return out, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
