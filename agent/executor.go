@@ -200,6 +200,9 @@ func (e *Executor) Handle(ctx context.Context, d *protocol.StepDispatch) *protoc
 		log.Info("replaying recorded result", "state", rec.State)
 		res := cloneResult(rec.Result)
 		res.Replayed = true
+		// A success answers a later attempt too: the step is not run
+		// again, and the leader must take the answer as this attempt's.
+		res.Attempt = max(res.Attempt, d.Attempt)
 		return res
 	case verdictInterrupted:
 		e.mu.Unlock()
@@ -238,6 +241,7 @@ func (e *Executor) wait(ctx context.Context, d *protocol.StepDispatch, r *run, r
 	case <-r.done:
 		res := cloneResult(r.result)
 		res.Replayed = replayed
+		res.Attempt = max(res.Attempt, d.Attempt) // the run that was going on answers this attempt
 		return res
 	case <-ctx.Done():
 		return &protocol.StepResult{

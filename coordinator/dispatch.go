@@ -358,7 +358,7 @@ func (d *dispatcher) commitLoop(ctx context.Context) {
 // commit records one batch of results in raft; on failure it puts them
 // back for a later batch unless leadership is gone.
 func (d *dispatcher) commit(ctx context.Context, batch []protocol.StepResult) {
-	_, err := d.c.apply(ctx, CmdRecordResults, &RecordResults{Results: batch, Term: d.term, Now: time.Now().UnixMilli()})
+	resp, err := d.c.apply(ctx, CmdRecordResults, &RecordResults{Results: batch, Term: d.term, Now: time.Now().UnixMilli()})
 	if err != nil {
 		if ctx.Err() != nil {
 			return
@@ -378,10 +378,25 @@ func (d *dispatcher) commit(ctx context.Context, batch []protocol.StepResult) {
 		}
 		return
 	}
+	// A result raft ignored leaves its step dispatched: ask again, but not
+	// at once, or an agent that keeps answering for an old attempt would
+	// be asked in a tight loop.
+	ignored := map[string]bool{}
+	if br, ok := resp.(*BatchResponse); ok {
+		for _, id := range br.Ignored {
+			ignored[id] = true
+		}
+	}
 	d.mu.Lock()
 	for _, r := range batch {
 		delete(d.inFlight, r.StepID)
+		if ignored[r.StepID] {
+			d.retryAt[r.StepID] = time.Now().Add(resendEvery)
+		}
 	}
 	d.mu.Unlock()
+	if len(ignored) > 0 {
+		d.log.Warn("step results not taken; asking again later", "steps", len(ignored))
+	}
 	d.wakeUp()
 }

@@ -5,7 +5,7 @@ package lab
 // in the root namespace. The bridge holds 10.213.<k>.1/24, so the CLI and
 // tests in the root namespace reach every node; nodes get .11, .12, … A
 // link can be cut (Partition) and restored (Heal), and each node's uplink
-// capped with a tbf qdisc. Everything is done with iproute2's ip and tc.
+// capped with a tbf qdisc (control traffic first; see uplinkCommands). Everything is done with iproute2's ip and tc.
 
 import (
 	"bytes"
@@ -25,6 +25,37 @@ import (
 	"syscall"
 	"time"
 )
+
+// controlPorts are drove's control-plane ports (gossip, NATS clients and
+// routes, raft): on a capped uplink their packets go first.
+var controlPorts = []int{GossipPort, NATSPort, RoutePort, RaftPort}
+
+// uplinkCommands cap a node's uplink at rate with tbf. Under tbf an htb
+// with two unbounded classes orders what waits: control-plane packets and
+// small TCP packets (ACKs) first, bulk data after. Without it, a node
+// sending image pieces at full rate queues its gossip probes and the ACKs
+// of its own downloads behind them: gossip declares busy nodes dead and
+// downloads stall, as on a switch port without QoS.
+func uplinkCommands(ns, dev, rate string) [][]string {
+	tc := func(args ...string) []string { return append([]string{"tc", "-n", ns}, args...) }
+	cmds := [][]string{
+		tc("qdisc", "add", "dev", dev, "root", "handle", "1:", "tbf", "rate", rate, "burst", "256kbit", "latency", "50ms"),
+		tc("qdisc", "add", "dev", dev, "parent", "1:1", "handle", "2:", "htb", "default", "20"),
+		tc("class", "add", "dev", dev, "parent", "2:", "classid", "2:10", "htb", "rate", "10gbit", "prio", "0", "quantum", "1514"),
+		tc("class", "add", "dev", dev, "parent", "2:", "classid", "2:20", "htb", "rate", "10gbit", "prio", "1", "quantum", "1514"),
+		// TCP packets under 128 bytes: ACKs and other small control.
+		tc("filter", "add", "dev", dev, "parent", "2:", "protocol", "ip", "prio", "1", "u32",
+			"match", "ip", "protocol", "6", "0xff", "match", "u16", "0x0000", "0xff80", "at", "2", "flowid", "2:10"),
+	}
+	for _, port := range controlPorts {
+		p := strconv.Itoa(port)
+		for _, dir := range []string{"sport", "dport"} {
+			cmds = append(cmds, tc("filter", "add", "dev", dev, "parent", "2:", "protocol", "ip", "prio", "2", "u32",
+				"match", "ip", dir, p, "0xffff", "flowid", "2:10"))
+		}
+	}
+	return cmds
+}
 
 // Errors of netns mode, matched with errors.Is.
 var (
@@ -191,8 +222,7 @@ func (nw *Network) create(ctx context.Context, nodes []*Node) error {
 			[]string{"ip", "-n", ns, "link", "set", nsDevice, "up"},
 		)
 		if nw.Uplink != "" {
-			cmds = append(cmds, []string{"tc", "-n", ns, "qdisc", "add", "dev", nsDevice, "root",
-				"tbf", "rate", nw.Uplink, "burst", "256kbit", "latency", "50ms"})
+			cmds = append(cmds, uplinkCommands(ns, nsDevice, nw.Uplink)...)
 		}
 	}
 	for _, c := range cmds {
