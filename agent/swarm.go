@@ -86,6 +86,7 @@ type Swarm struct {
 	// fault (fault.go), never set in production builds.
 	corrupt func([]byte)
 	slots   chan struct{} // bounds serving goroutines
+	upSlots *slotGate     // pieces being sent at once
 
 	base context.Context // ends on Close
 	stop context.CancelFunc
@@ -132,7 +133,7 @@ func NewSwarm(cfg SwarmConfig) (*Swarm, error) {
 	}
 	s := &Swarm{
 		cfg: cfg, log: log, serve: nc, sessions: map[string]*session{},
-		slots: make(chan struct{}, serveConcurrency),
+		slots: make(chan struct{}, serveConcurrency), upSlots: newSlotGate(uploadSlots),
 	}
 	if cfg.UploadLimit > 0 {
 		s.limiter = rate.NewLimiter(rate.Limit(cfg.UploadLimit), protocol.TransferUnit)

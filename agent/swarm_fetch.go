@@ -260,30 +260,35 @@ func (f *fetch) run(ctx context.Context) error {
 	}
 }
 
-// syncPeers connects to the tracker's peers (up to MaxSwarmPeers, never
-// this node or a banned peer) and drops links to peers it no longer names.
+// syncPeers adds links to the tracker's peers (never this node or a
+// banned peer) while fewer than MaxSwarmPeers are open. The tracker hands
+// out a random subset each time, so a peer missing from it is not gone:
+// links are kept until they fail by themselves (a peer that left stops
+// answering) or the peer's address changes. Dropping them at each
+// announce cut transfers in the middle every second.
 func (f *fetch) syncPeers(ctx context.Context, peers []protocol.SwarmPeer) {
 	self := f.ss.sw.cfg.NodeID
-	want := map[string]protocol.SwarmPeer{}
+	var want []protocol.SwarmPeer
 	for _, p := range peers {
-		if len(want) >= MaxSwarmPeers {
-			break
-		}
 		if p.ID == self || p.Addr == "" || !protocol.ValidID(p.ID) || f.ss.isBanned(p.ID) {
 			continue
 		}
-		want[p.ID] = p
+		want = append(want, p)
 	}
 	now := time.Now()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for id, l := range f.links {
-		if p, ok := want[id]; !ok || p.Addr != l.peer.Addr {
+	for _, p := range want {
+		if l := f.links[p.ID]; l != nil && p.Addr != l.peer.Addr {
 			l.cancel()
-			delete(f.links, id)
+			delete(f.links, p.ID)
 		}
 	}
-	for id, p := range want {
+	for _, p := range want {
+		id := p.ID
+		if len(f.links) >= MaxSwarmPeers {
+			break
+		}
 		if f.links[id] != nil || now.Before(f.retryAt[id]) {
 			continue
 		}

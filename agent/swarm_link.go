@@ -109,6 +109,9 @@ func (l *link) learn() error {
 		return err
 	}
 	l.mu.Lock()
+	if l.peer.Seed {
+		f.picker.MarkSeed(l.peer.ID)
+	}
 	f.picker.SetPeer(l.peer.ID, bits)
 	for _, h := range l.pending {
 		f.picker.PeerHas(l.peer.ID, h.Blob, h.Piece)
@@ -184,6 +187,12 @@ func (l *link) work(log *slog.Logger) {
 		case errors.Is(err, errLocal):
 			f.fail(err)
 			return
+		case errors.As(err, &perr) && perr.Code == protocol.CodeBusy:
+			// The peer is sending all it can: leave it alone briefly, so
+			// the picker turns to other peers.
+			if !l.pause(busyPause) {
+				return
+			}
 		case errors.As(err, &perr) && perr.Code == protocol.CodeTimeout:
 			// Busy (over its upload limit, or a seed spreading its
 			// pieces): get this piece elsewhere for a while.
@@ -201,6 +210,9 @@ func (l *link) work(log *slog.Logger) {
 		}
 	}
 }
+
+// busyPause is how long a link waits after its peer said busy.
+const busyPause = 150 * time.Millisecond
 
 // refusedFor is how long a piece a peer said to get elsewhere is not
 // asked of it again.
@@ -252,8 +264,23 @@ func (l *link) fetchPiece(ref pieceRef) error {
 	f.track(ref, l, cancel)
 	defer f.untrack(ref, l)
 	buf := make([]byte, plen)
+	// The first unit alone: the peer admits a piece (an upload slot, a
+	// seed's spreading rule) on its first unit, and a refusal then costs
+	// no bytes. Units fetched in parallel with a refused one would be
+	// thrown away with it.
+	first := min(protocol.TransferUnit, plen)
+	select {
+	case l.units <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	err := l.fetchUnit(ctx, protocol.PieceRequest{Blob: ref.blob, Piece: ref.piece, Length: int(first)}, buf[:first])
+	<-l.units
+	if err != nil {
+		return err
+	}
 	g, gctx := errgroup.WithContext(ctx)
-	for off := int64(0); off < plen; off += protocol.TransferUnit {
+	for off := first; off < plen; off += protocol.TransferUnit {
 		select {
 		case l.units <- struct{}{}:
 		case <-gctx.Done():

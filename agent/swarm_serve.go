@@ -79,8 +79,19 @@ func (ss *session) servePiece(ctx context.Context, m *nats.Msg) {
 	bufp := unitPool.Get().(*[]byte)
 	defer unitPool.Put(bufp)
 	req, data, perr := ss.readUnit(m.Header.Get, *bufp)
-	if perr == nil && ss.ledger != nil && !ss.ledger.admit(requester(m.Reply), pieceRef{req.Blob, req.Piece}, time.Now()) {
+	who, ref := requester(m.Reply), pieceRef{req.Blob, req.Piece}
+	slotted := false
+	if perr == nil {
+		units := int((swarm.PieceLen(ss.blobs[req.Blob].bp, req.Piece) + protocol.TransferUnit - 1) / protocol.TransferUnit)
+		if slotted = ss.sw.upSlots.admit(who, ref, units, time.Now()); !slotted {
+			perr = protocol.Errorf(protocol.CodeBusy, "all %d upload slots are taken: ask again shortly", uploadSlots)
+		}
+	}
+	if perr == nil && ss.ledger != nil && !ss.ledger.admit(who, ref, time.Now()) {
 		perr = protocol.Errorf(protocol.CodeTimeout, "busy: this piece went out recently, fetch it from a peer that has it")
+	}
+	if slotted {
+		defer func() { ss.sw.upSlots.sent(who, ref, perr == nil, time.Now()) }()
 	}
 	if perr == nil {
 		if err := ss.sw.waitUpload(ctx, len(data)); err != nil {

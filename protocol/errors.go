@@ -21,6 +21,7 @@ const (
 	CodeUnknownAction   ErrorCode = "unknown_action"
 	CodeUnauthorized    ErrorCode = "unauthorized"
 	CodeWrongNode       ErrorCode = "wrong_node"
+	CodeBusy            ErrorCode = "busy" // a swarm peer is at its upload slots: ask again shortly, or elsewhere
 )
 
 // Error is a failed reply. It is also a Go error.

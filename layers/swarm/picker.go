@@ -30,6 +30,7 @@ type Picker struct {
 	peers    map[string]map[string]Bitfield // peer → blob → pieces it has
 	claimsBy map[string]map[pieceRef]struct{}
 	missing  int
+	seeds    map[string]bool // peers that are origins: asked only for what no other peer has
 }
 
 // blobState is the Picker's view of one blob.
@@ -159,6 +160,31 @@ func (p *Picker) RemovePeer(peer string) {
 	delete(p.claimsBy, peer)
 }
 
+// MarkSeed says peer is an origin. Outside the endgame a seed is asked only
+// for pieces no other connected peer holds, so that its uplink goes to
+// pieces the swarm lacks (each about once) and the swarm spreads the rest.
+func (p *Picker) MarkSeed(peer string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.seeds == nil {
+		p.seeds = map[string]bool{}
+	}
+	p.seeds[peer] = true
+}
+
+// othersHold reports whether a connected peer that is not a seed holds a
+// piece (call with p.mu held).
+func (p *Picker) othersHold(ref pieceRef) bool {
+	for peer, bits := range p.peers {
+		if !p.seeds[peer] {
+			if b, ok := bits[ref.blob]; ok && b.Has(ref.piece) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // Next picks a piece to fetch from peer and claims it for that peer. ok is
 // false when the peer has nothing we may ask it for now.
 func (p *Picker) Next(peer string) (blob string, piece int, ok bool) {
@@ -209,6 +235,9 @@ func (p *Picker) pick(peer string, have map[string]Bitfield, endgame bool) (piec
 				}
 				claims := len(bs.claims[i])
 				if endgame != (claims > 0) || (endgame && slices.Contains(bs.claims[i], peer)) {
+					continue
+				}
+				if !endgame && p.seeds[peer] && bs.holders[i] > 1 && p.othersHold(pieceRef{d, i}) {
 					continue
 				}
 				holders := bs.holders[i]

@@ -318,3 +318,27 @@ func TestPickerConcurrent(t *testing.T) {
 		t.Fatalf("missing %d", p.Missing())
 	}
 }
+
+// A seed is asked only for what no other peer holds, outside the endgame.
+func TestPickerSparesSeeds(t *testing.T) {
+	blobs := fakeBlobs(8)
+	d := blobs[0].Digest
+	p := NewPicker(blobs, nil, seeded(1))
+	p.MarkSeed("seed")
+	p.SetPeer("seed", map[string]Bitfield{d: FullBitfield(8)})
+	p.SetPeer("a", map[string]Bitfield{d: bitsWith(8, 0, 1)})
+	got := map[int]bool{}
+	for {
+		_, i, ok := p.Next("seed")
+		if !ok {
+			break
+		}
+		got[i] = true
+	}
+	if len(got) != 6 || got[0] || got[1] {
+		t.Fatalf("the seed was asked for %v, want pieces 2-7 only (a holds 0 and 1)", got)
+	}
+	if _, i, ok := p.Next("a"); !ok || (i != 0 && i != 1) {
+		t.Fatalf("a: %d %v", i, ok)
+	}
+}
