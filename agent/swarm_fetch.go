@@ -13,6 +13,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/drove-project/drove/layers/swarm"
 	"github.com/drove-project/drove/protocol"
@@ -104,6 +105,24 @@ func (s *Swarm) unpack(ctx context.Context, dist *protocol.Distribution) error {
 	}
 	if err := swarm.Unpack(ctx, s.cfg.Store, h, dest); err != nil {
 		return fmt.Errorf("unpack image %s into %s: %w", dist.ImageDigest, dest, err)
+	}
+	return s.tag(dist, h)
+}
+
+// tag names the delivered image in the node's store as the user named it,
+// so `drove images` on the node lists it.
+func (s *Swarm) tag(dist *protocol.Distribution, h v1.Hash) error {
+	if dist.Image == "" {
+		return nil
+	}
+	desc := v1.Descriptor{Digest: h}
+	for _, b := range dist.Blobs {
+		if b.Digest == dist.ImageDigest {
+			desc.Size, desc.MediaType = b.Size, types.MediaType(b.MediaType)
+		}
+	}
+	if err := s.cfg.Store.Tag(dist.Image, desc); err != nil {
+		return fmt.Errorf("name image %s: %w", dist.Image, err)
 	}
 	return nil
 }

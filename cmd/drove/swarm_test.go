@@ -147,6 +147,9 @@ func (f *swarmFixture) checkDelivered(t *testing.T, node string) {
 	if err != nil {
 		t.Fatalf("%s: image not in its store: %v", node, err)
 	}
+	if e, err := s.Resolve(swarmImage); err != nil || e.Descriptor.Digest != f.digest {
+		t.Fatalf("%s: %s is not named in its store: %+v %v", node, swarmImage, e, err)
+	}
 	layers, err := img.Layers()
 	if err != nil {
 		t.Fatal(err)
