@@ -44,9 +44,13 @@ type SwarmConfig struct {
 	// DataURL is the URL the swarm's own serving connection uses to reach
 	// the data endpoint (DataServer.ClientURL).
 	DataURL string
-	Labels  map[string]string
-	DataDir string // partial blobs go to <DataDir>/swarm, images unpack to <DataDir>/rootfs
-	Store   *store.Store
+	// InProcess, when set, is the data endpoint itself: the serving
+	// connection then runs in memory instead of over loopback TCP (every
+	// byte this node uploads crosses it).
+	InProcess nats.InProcessConnProvider
+	Labels    map[string]string
+	DataDir   string // partial blobs go to <DataDir>/swarm, images unpack to <DataDir>/rootfs
+	Store     *store.Store
 	// Control is the agent's connection to the coordinators; announces go
 	// to the tracker over it. Nil: no tracker (nothing is announced).
 	Control *nats.Conn
@@ -121,13 +125,17 @@ func NewSwarm(cfg SwarmConfig) (*Swarm, error) {
 	}
 	log := cfg.Log.With("node", cfg.NodeID, "component", "swarm")
 	user, pass := clusterauth.NATSData(cfg.Token)
-	nc, err := nats.Connect(cfg.DataURL,
+	opts := []nats.Option{}
+	if cfg.InProcess != nil {
+		opts = append(opts, nats.InProcessServer(cfg.InProcess))
+	}
+	nc, err := nats.Connect(cfg.DataURL, append(opts,
 		nats.Name("drove-swarm "+cfg.NodeID),
 		nats.UserInfo(user, pass),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(100*time.Millisecond),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { log.Warn("data endpoint", "err", err) }),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("new swarm: connect to own data endpoint %s: %w", cfg.DataURL, err)
 	}

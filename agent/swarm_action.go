@@ -82,6 +82,7 @@ func (a *Agent) startSwarm(nc *nats.Conn) (*Swarm, error) {
 		NodeID:      a.id,
 		DataAddr:    net.JoinHostPort(a.cfg.AdvertiseAddr, strconv.Itoa(a.data.Port())),
 		DataURL:     a.data.ClientURL(),
+		InProcess:   a.data.s,
 		Labels:      a.cfg.Labels,
 		DataDir:     a.cfg.DataDir,
 		Store:       st,

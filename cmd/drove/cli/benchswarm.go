@@ -110,10 +110,14 @@ func runBenchSwarm(ctx context.Context, g *Globals, o *benchSwarmOptions) error 
 		return err
 	}
 	lo := lab.Options{Dir: filepath.Join(dir, "lab"), Binary: bin, Masters: 1, Nodes: o.Nodes + 1, FirstIP: 101, NetNS: o.NetNS}
+	// LAN timers, not the lab's fast ones: with dozens of agents moving
+	// data on two cores, 100 ms gossip probes time out and busy nodes are
+	// declared dead (their steps then fail as unreachable).
+	lo.ExtraArgs = []string{"--fast=false"}
 	if o.NetNS {
 		lo.Uplink = o.Uplink
 	} else {
-		lo.ExtraArgs = []string{"--upload-limit", strconv.FormatInt(rate, 10)}
+		lo.ExtraArgs = append(lo.ExtraArgs, "--upload-limit", strconv.FormatInt(rate, 10))
 	}
 	fmt.Fprintf(g.Err, "starting a lab: 1 coordinator, 1 seed, %d receivers ...\n", o.Nodes)
 	l, err := lab.Up(lo)
