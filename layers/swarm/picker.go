@@ -160,6 +160,12 @@ func (p *Picker) RemovePeer(peer string) {
 	delete(p.claimsBy, peer)
 }
 
+// maxEndgameClaims bounds how many peers fetch one piece at once in the
+// endgame: one more than the original, so a slow peer cannot hold up the
+// end, without every connected peer sending the last pieces (each of
+// up to 20 links fetching the last piece cost 1.4·S per node at 16 nodes).
+const maxEndgameClaims = 2
+
 // MarkSeed says peer is an origin. Outside the endgame a seed is asked only
 // for pieces no other connected peer holds, so that its uplink goes to
 // pieces the swarm lacks (each about once) and the swarm spreads the rest.
@@ -234,7 +240,7 @@ func (p *Picker) pick(peer string, have map[string]Bitfield, endgame bool) (piec
 					continue
 				}
 				claims := len(bs.claims[i])
-				if endgame != (claims > 0) || (endgame && slices.Contains(bs.claims[i], peer)) {
+				if endgame != (claims > 0) || (endgame && (claims >= maxEndgameClaims || slices.Contains(bs.claims[i], peer))) {
 					continue
 				}
 				if !endgame && p.seeds[peer] && bs.holders[i] > 1 && p.othersHold(pieceRef{d, i}) {

@@ -342,3 +342,22 @@ func TestPickerSparesSeeds(t *testing.T) {
 		t.Fatalf("a: %d %v", i, ok)
 	}
 }
+
+// The endgame sends the last pieces to one more peer each, not to all.
+func TestPickerEndgameBoundsDuplicates(t *testing.T) {
+	blobs := fakeBlobs(1)
+	d := blobs[0].Digest
+	p := NewPicker(blobs, nil, seeded(3))
+	for _, peer := range []string{"a", "b", "c", "d"} {
+		p.SetPeer(peer, map[string]Bitfield{d: FullBitfield(1)})
+	}
+	got := 0
+	for _, peer := range []string{"a", "b", "c", "d"} {
+		if _, _, ok := p.Next(peer); ok {
+			got++
+		}
+	}
+	if got != maxEndgameClaims {
+		t.Fatalf("the last piece went to %d peers at once, want %d", got, maxEndgameClaims)
+	}
+}
