@@ -145,14 +145,5 @@ func PieceLen(bp protocol.BlobPieces, i int) int64 {
 // PieceOffset is where piece i starts in the blob.
 func PieceOffset(bp protocol.BlobPieces, i int) int64 { return int64(i) * bp.PieceSize }
 
-func validHex(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for _, c := range s {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}
+// validHex reports whether s is a sha256 in lowercase hex.
+func validHex(s string) bool { return protocol.ValidDigest("sha256:" + s) }
