@@ -25,3 +25,26 @@ func TestBenchStepsReports(t *testing.T) {
 		t.Fatalf("report %+v", r)
 	}
 }
+
+// TestBenchSwarmReports runs a small `drove bench swarm` on loopback (the
+// uplink capped by --upload-limit): calibration, delivery and the star
+// baseline all complete and the report has the issue's keys, with every
+// node having received about one image.
+func TestBenchSwarmReports(t *testing.T) {
+	const size = 8 << 20
+	out := drove(t, t.TempDir(), "bench", "swarm", "--nodes", "2", "--size", "8MiB", "--uplink", "20MiB", "-o", "json")
+	var r map[string]float64
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	for _, k := range []string{"nodes", "size_bytes", "uplink_bytes_per_s", "s_over_b_eff_s", "t_p50_s", "t_last_s",
+		"seed_upload_bytes", "max_node_download_bytes", "star_s"} {
+		if _, ok := r[k]; !ok {
+			t.Errorf("report lacks %q: %s", k, out)
+		}
+	}
+	if len(r) != 9 || r["nodes"] != 2 || r["size_bytes"] != size || r["t_last_s"] <= 0 || r["star_s"] <= 0 ||
+		r["max_node_download_bytes"] < size {
+		t.Fatalf("report %v", r)
+	}
+}

@@ -91,20 +91,11 @@ func runBenchSteps(ctx context.Context, g *Globals, o *benchStepsOptions) error 
 		return err
 	}
 	// Agents start at .101 so a bench does not collide with a `lab up`.
-	l, err := lab.Up(lab.Options{Dir: dir, Binary: bin, Masters: o.Masters, Nodes: o.Agents, FirstIP: 101})
+	l, nc, err := startBenchLab(ctx, lab.Options{Dir: dir, Binary: bin, Masters: o.Masters, Nodes: o.Agents, FirstIP: 101})
 	if err != nil {
 		return err
 	}
 	defer l.Down()
-	rctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	if _, err := l.WaitReady(rctx); err != nil {
-		return err
-	}
-	nc, err := l.Connect()
-	if err != nil {
-		return err
-	}
 	defer nc.Close()
 	cf := &clientFlags{Timeout: time.Minute}
 
@@ -265,4 +256,26 @@ func percentile(xs []float64, p float64) float64 {
 	sort.Float64s(s)
 	i := int(float64(len(s)-1) * p / 100)
 	return s[i]
+}
+
+// startBenchLab starts a benchmark's lab, waits until a leader exists and
+// every member is alive, and connects to its coordinators. The caller
+// stops the lab (and closes the connection) when done.
+func startBenchLab(ctx context.Context, o lab.Options) (*lab.Lab, *nats.Conn, error) {
+	l, err := lab.Up(o)
+	if err != nil {
+		return nil, nil, err
+	}
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if _, err := l.WaitReady(rctx); err != nil {
+		l.Down()
+		return nil, nil, err
+	}
+	nc, err := l.Connect()
+	if err != nil {
+		l.Down()
+		return nil, nil, err
+	}
+	return l, nc, nil
 }

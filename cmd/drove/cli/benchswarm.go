@@ -120,20 +120,11 @@ func runBenchSwarm(ctx context.Context, g *Globals, o *benchSwarmOptions) error 
 		lo.ExtraArgs = append(lo.ExtraArgs, "--upload-limit", strconv.FormatInt(rate, 10))
 	}
 	fmt.Fprintf(g.Err, "starting a lab: 1 coordinator, 1 seed, %d receivers ...\n", o.Nodes)
-	l, err := lab.Up(lo)
+	l, nc, err := startBenchLab(ctx, lo)
 	if err != nil {
 		return err
 	}
 	defer l.Down()
-	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	if _, err := l.WaitReady(rctx); err != nil {
-		return err
-	}
-	nc, err := l.Connect()
-	if err != nil {
-		return err
-	}
 	defer nc.Close()
 	cf := &clientFlags{Timeout: time.Minute}
 	seed := l.Nodes[1] // m1 is the coordinator; n1 seeds
