@@ -162,8 +162,12 @@ func TestExactlyOnceAcrossLeaderKills(t *testing.T) {
 			Idempotent: true,
 			// While the killed leader's node restarts, gossip may call it
 			// dead and its pending steps fail "node unreachable": a retry
-			// runs them once it is back (they were never sent).
-			Retry: protocol.RetryPolicy{Attempts: 5, BackoffMs: 300},
+			// runs them once it is back (they were never sent). Each retry
+			// on a node still dead uses an attempt, so the backoffs must
+			// outlast a restart under a loaded CI machine: 0.3 s doubling
+			// over 8 attempts waits 38 s in all (5 attempts, 4.5 s, ran out
+			// once in CI).
+			Retry: protocol.RetryPolicy{Attempts: 8, BackoffMs: 300},
 		})
 	}
 	var sub protocol.PlanSubmitted
