@@ -277,7 +277,7 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: not within %s", what, within)
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond) // polling interval
 	}
 }
 
