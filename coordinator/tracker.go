@@ -30,9 +30,10 @@ const (
 var localityLabels = []string{"zone", "rack"}
 
 type tracker struct {
-	mu     sync.Mutex
-	swarms map[string]*swarm
-	rng    *rand.Rand
+	mu      sync.Mutex
+	swarms  map[string]*swarm
+	rng     *rand.Rand
+	expired time.Time // last sweep of expire
 }
 
 type swarm struct {
@@ -97,9 +98,18 @@ func nearby(a, b map[string]string) bool {
 	return false
 }
 
+// expireEvery spaces the sweeps: every peer announces about once a
+// second, and walking every swarm on each announce would cost O(peers²)
+// per second in a large cluster.
+const expireEvery = time.Second
+
 // expire drops peers that stopped announcing and swarms nobody announced
-// to for swarmTTL (call with t.mu held).
+// to for swarmTTL, at most once per expireEvery (call with t.mu held).
 func (t *tracker) expire(now time.Time) {
+	if now.Sub(t.expired) < expireEvery {
+		return
+	}
+	t.expired = now
 	for id, s := range t.swarms {
 		if now.Sub(s.seen) > swarmTTL {
 			delete(t.swarms, id)
