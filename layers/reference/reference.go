@@ -43,6 +43,11 @@ func parse(s string, opts ...name.Option) (name.Reference, error) {
 	if err != nil {
 		return nil, fmt.Errorf("invalid reference %q: %w", in, err)
 	}
+	// ggcr checks the repository as written; Docker Hub's "library/" can
+	// take the normalised form past docker's 255 characters.
+	if repo := ref.Context().RepositoryStr(); len(repo) > maxRepository {
+		return nil, fmt.Errorf("invalid reference %q: repository %q is longer than %d characters", in, repo, maxRepository)
+	}
 	for _, c := range strings.Split(ref.Context().RepositoryStr(), "/") {
 		if !pathComponent.MatchString(c) {
 			return nil, fmt.Errorf("invalid reference %q: repository path component %q must be lowercase letters and digits separated by '.', '_', '__' or '-'", in, c)
@@ -50,6 +55,9 @@ func parse(s string, opts ...name.Option) (name.Reference, error) {
 	}
 	return ref, nil
 }
+
+// maxRepository is docker's limit on a repository path.
+const maxRepository = 255
 
 // pathComponent is one '/'-separated part of a repository name in docker's
 // reference grammar; ggcr alone would accept "a/../b".
