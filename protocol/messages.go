@@ -21,6 +21,23 @@ type Action struct {
 	Mode    uint32            `json:"mode,omitempty"`    // write-file: permission bits; 0644 if 0
 	// Distribution is what a distribute step fetches (or, Seed set, serves).
 	Distribution *Distribution `json:"distribution,omitempty"`
+	// Rootfs, when set, is the digest of an image delivered to the node
+	// (by a distribute step): a shell step whose Dir is empty runs in that
+	// image's unpacked root filesystem, and sees its path as $ROOTFS.
+	Rootfs string `json:"rootfs,omitempty"`
+	// Configs are the Clusterfile's Config documents a "render" step
+	// applies in Rootfs after rendering its *.tmpl files with Env.
+	Configs []ConfigFile `json:"configs,omitempty"`
+}
+
+// ConfigFile is one Clusterfile Config document: a file in an image's root
+// filesystem replaced or merged before anything on the node uses it.
+type ConfigFile struct {
+	Path     string   `json:"path"`               // relative to the rootfs (or to the app's directory)
+	AppName  string   `json:"appName,omitempty"`  // set: Path is under application/apps/<appName>/
+	Data     string   `json:"data"`               // the content
+	Strategy string   `json:"strategy,omitempty"` // "overwrite" (default) or "merge" (deep YAML merge)
+	Process  []string `json:"process,omitempty"`  // value, toJson, toBase64, toSecret, applied in order
 }
 
 // RetryPolicy says how often a failed step is tried again.
@@ -37,6 +54,11 @@ type StepSpec struct {
 	Retry      RetryPolicy `json:"retry,omitempty"`
 	TimeoutMs  int64       `json:"timeoutMs,omitempty"`
 	Idempotent bool        `json:"idempotent,omitempty"` // safe to run again after an interruption
+	// NodeEnv adds environment per node, over Action.Env: the key is a
+	// node ID, name or address (as in Selector.Nodes). It carries what
+	// differs between hosts (a host's own env, its IP) without one step
+	// per host.
+	NodeEnv map[string]map[string]string `json:"nodeEnv,omitempty"`
 }
 
 // PhaseSpec is an ordered group of steps. Each step runs on its nodes, at
