@@ -263,7 +263,9 @@ func (l *link) fetchPiece(ref pieceRef) error {
 	defer cancel()
 	f.track(ref, l, cancel)
 	defer f.untrack(ref, l)
-	buf := make([]byte, plen)
+	// The units as they came: each reply's payload is its own buffer, so
+	// they are hashed and written where they lie, not copied into one.
+	parts := make([][]byte, (plen+protocol.TransferUnit-1)/protocol.TransferUnit)
 	// The first unit alone: the peer admits a piece (an upload slot, a
 	// seed's spreading rule) on its first unit, and a refusal then costs
 	// no bytes. Units fetched in parallel with a refused one would be
@@ -274,13 +276,14 @@ func (l *link) fetchPiece(ref pieceRef) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	err := l.fetchUnit(ctx, protocol.PieceRequest{Blob: ref.blob, Piece: ref.piece, Length: int(first)}, buf[:first])
+	var err error
+	parts[0], err = l.fetchUnit(ctx, protocol.PieceRequest{Blob: ref.blob, Piece: ref.piece, Length: int(first)})
 	<-l.units
 	if err != nil {
 		return err
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	for off := first; off < plen; off += protocol.TransferUnit {
+	for i := 1; i < len(parts); i++ {
 		select {
 		case l.units <- struct{}{}:
 		case <-gctx.Done():
@@ -288,10 +291,13 @@ func (l *link) fetchPiece(ref pieceRef) error {
 		if gctx.Err() != nil {
 			break
 		}
-		dst := buf[off:min(off+protocol.TransferUnit, plen)]
+		off := int64(i) * protocol.TransferUnit
+		n := int(min(protocol.TransferUnit, plen-off))
 		g.Go(func() error {
 			defer func() { <-l.units }()
-			return l.fetchUnit(gctx, protocol.PieceRequest{Blob: ref.blob, Piece: ref.piece, Offset: off, Length: len(dst)}, dst)
+			var err error
+			parts[i], err = l.fetchUnit(gctx, protocol.PieceRequest{Blob: ref.blob, Piece: ref.piece, Offset: off, Length: n})
+			return err
 		})
 	}
 	if err := g.Wait(); err != nil {
@@ -309,7 +315,7 @@ func (l *link) fetchPiece(ref pieceRef) error {
 	if p == nil {
 		return nil
 	}
-	if err := p.WritePiece(ref.piece, buf); err != nil {
+	if err := p.WritePieceParts(ref.piece, parts); err != nil {
 		if errors.Is(err, swarm.ErrBadPiece) {
 			return err
 		}
@@ -319,8 +325,8 @@ func (l *link) fetchPiece(ref pieceRef) error {
 	return nil
 }
 
-// fetchUnit requests one unit into dst.
-func (l *link) fetchUnit(ctx context.Context, r protocol.PieceRequest, dst []byte) error {
+// fetchUnit requests one unit and returns its bytes (exactly r.Length).
+func (l *link) fetchUnit(ctx context.Context, r protocol.PieceRequest) ([]byte, error) {
 	m := nats.NewMsg(protocol.SwarmPieceSubject(l.f.ss.dist.ID))
 	for k, v := range r.Headers() {
 		m.Header.Set(k, v)
@@ -329,17 +335,16 @@ func (l *link) fetchUnit(ctx context.Context, r protocol.PieceRequest, dst []byt
 	defer cancel()
 	reply, err := l.nc.RequestMsgWithContext(ctx, m)
 	if err != nil {
-		return fmt.Errorf("request piece %d of %s at %d: %w", r.Piece, r.Blob, r.Offset, err)
+		return nil, fmt.Errorf("request piece %d of %s at %d: %w", r.Piece, r.Blob, r.Offset, err)
 	}
 	n := int64(len(reply.Data))
 	l.f.downloaded.Add(n)
 	l.f.ss.downloaded.Add(n)
-	data, err := unitData(reply.Header.Get, reply.Data, len(dst))
+	data, err := unitData(reply.Header.Get, reply.Data, r.Length)
 	if err != nil {
-		return fmt.Errorf("piece %d of %s at %d: %w", r.Piece, r.Blob, r.Offset, err)
+		return nil, fmt.Errorf("piece %d of %s at %d: %w", r.Piece, r.Blob, r.Offset, err)
 	}
-	copy(dst, data)
-	return nil
+	return data, nil
 }
 
 // unitData reads a piece reply: its error headers as a *protocol.Error,

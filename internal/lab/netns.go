@@ -39,7 +39,7 @@ var controlPorts = []int{GossipPort, NATSPort, RoutePort, RaftPort}
 func uplinkCommands(ns, dev, rate string) [][]string {
 	tc := func(args ...string) []string { return append([]string{"tc", "-n", ns}, args...) }
 	cmds := [][]string{
-		tc("qdisc", "add", "dev", dev, "root", "handle", "1:", "tbf", "rate", rate, "burst", "256kbit", "latency", "50ms"),
+		tc("qdisc", "add", "dev", dev, "root", "handle", "1:", "tbf", "rate", rate, "burst", "256kb", "latency", "50ms"),
 		tc("qdisc", "add", "dev", dev, "parent", "1:1", "handle", "2:", "htb", "default", "20"),
 		tc("class", "add", "dev", dev, "parent", "2:", "classid", "2:10", "htb", "rate", "10gbit", "prio", "0", "quantum", "1514"),
 		tc("class", "add", "dev", dev, "parent", "2:", "classid", "2:20", "htb", "rate", "10gbit", "prio", "1", "quantum", "1514"),

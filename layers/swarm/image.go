@@ -17,7 +17,8 @@ import (
 // manifest (in the store) has digest imageDigest: the manifest blob first,
 // then the config, then the layers in manifest order, each once, with the
 // media types their descriptors give. An image index is refused: pick one
-// platform's image first.
+// platform's image first. pieceSize 0 sizes each blob's pieces with
+// PieceSizeFor.
 func ImageBlobs(ctx context.Context, s *store.Store, imageDigest v1.Hash, pieceSize int64) ([]protocol.BlobPieces, error) {
 	m, mt, err := readManifest(s, imageDigest)
 	if err != nil {

@@ -172,13 +172,26 @@ func (p *Partial) Complete() bool {
 // replaced; if that replacement fails the piece stays held in memory and
 // the error says its progress may not survive a restart.
 func (p *Partial) WritePiece(i int, data []byte) error {
+	return p.WritePieceParts(i, [][]byte{data})
+}
+
+// WritePieceParts is WritePiece for a piece that arrived in parts (its
+// transfer units, in order): they are hashed and written as they lie,
+// never copied into one buffer.
+func (p *Partial) WritePieceParts(i int, parts [][]byte) error {
 	if i < 0 || i >= len(p.bp.Pieces) {
 		return fmt.Errorf("blob %s: piece %d of %d: %w", p.bp.Digest, i, len(p.bp.Pieces), ErrBadPiece)
 	}
-	if n := PieceLen(p.bp, i); int64(len(data)) != n {
-		return fmt.Errorf("blob %s: piece %d has %d bytes, want %d: %w", p.bp.Digest, i, len(data), n, ErrBadPiece)
+	var size int64
+	h := sha256.New()
+	for _, part := range parts {
+		size += int64(len(part))
+		h.Write(part)
 	}
-	if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != p.bp.Pieces[i] {
+	if n := PieceLen(p.bp, i); size != n {
+		return fmt.Errorf("blob %s: piece %d has %d bytes, want %d: %w", p.bp.Digest, i, size, n, ErrBadPiece)
+	}
+	if sum := h.Sum(nil); hex.EncodeToString(sum) != p.bp.Pieces[i] {
 		return fmt.Errorf("blob %s: piece %d hashes to %x, want %s: %w", p.bp.Digest, i, sum, p.bp.Pieces[i], ErrBadPiece)
 	}
 	p.mu.Lock()
@@ -190,8 +203,12 @@ func (p *Partial) WritePiece(i int, data []byte) error {
 	if committed {
 		return fmt.Errorf("blob %s: piece %d: partial blob already committed: %w", p.bp.Digest, i, os.ErrClosed)
 	}
-	if _, err := p.f.WriteAt(data, PieceOffset(p.bp, i)); err != nil {
-		return fmt.Errorf("blob %s: write piece %d: %w", p.bp.Digest, i, err)
+	off := PieceOffset(p.bp, i)
+	for _, part := range parts {
+		if _, err := p.f.WriteAt(part, off); err != nil {
+			return fmt.Errorf("blob %s: write piece %d: %w", p.bp.Digest, i, err)
+		}
+		off += int64(len(part))
 	}
 	p.mu.Lock()
 	if p.have.Has(i) { // written twice at once: the other call marks it
@@ -199,7 +216,7 @@ func (p *Partial) WritePiece(i int, data []byte) error {
 		return nil
 	}
 	p.have.Set(i)
-	p.haveBytes += int64(len(data))
+	p.haveBytes += size
 	p.gen++
 	mine := p.gen
 	p.mu.Unlock()

@@ -67,9 +67,26 @@ func copyHashed(ctx context.Context, w io.Writer, r io.Reader, n int64, buf []by
 	return nil
 }
 
+// MinPiecesPerBlob is how many pieces PieceSizeFor aims to cut a blob
+// into. Peers can pass a piece on only once it is whole and verified: a
+// blob of few large pieces leaves most of the swarm with nothing to serve
+// while the first copies cross (measured: 64 MiB to 32 nodes took 15.9 s
+// with 4 MiB pieces, 13.3 s with 1 MiB ones).
+const MinPiecesPerBlob = 64
+
+// PieceSizeFor is the piece size for a blob of size bytes: the largest
+// whole number of transfer units, up to protocol.DefaultPieceSize, that
+// still cuts the blob into MinPiecesPerBlob pieces; one unit for a blob
+// too small for that.
+func PieceSizeFor(size int64) int64 {
+	units := size / MinPiecesPerBlob / protocol.TransferUnit
+	return min(max(units, 1)*protocol.TransferUnit, protocol.DefaultPieceSize)
+}
+
 // PiecesFromStore computes the piece manifest of blob d in the content
 // store, checking that its content still hashes to d. A blob the store does
-// not hold fails with store.ErrNotFound.
+// not hold fails with store.ErrNotFound. pieceSize 0 picks PieceSizeFor
+// the blob's size.
 func PiecesFromStore(ctx context.Context, s *store.Store, d v1.Hash, mediaType string, pieceSize int64) (protocol.BlobPieces, error) {
 	f, err := s.OpenBlob(d)
 	if err != nil {
@@ -79,6 +96,9 @@ func PiecesFromStore(ctx context.Context, s *store.Store, d v1.Hash, mediaType s
 	st, err := f.Stat()
 	if err != nil {
 		return protocol.BlobPieces{}, fmt.Errorf("pieces of blob %s: %w", d, err)
+	}
+	if pieceSize <= 0 {
+		pieceSize = PieceSizeFor(st.Size())
 	}
 	return ComputePieces(ctx, f, st.Size(), pieceSize, d.String(), mediaType)
 }

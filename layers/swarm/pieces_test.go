@@ -173,3 +173,29 @@ func TestPiecesFromStore(t *testing.T) {
 		t.Fatalf("missing blob: %v", err)
 	}
 }
+
+func TestPieceSizeFor(t *testing.T) {
+	const mib = 1 << 20
+	for _, tc := range []struct {
+		size, want int64
+	}{
+		{0, mib},
+		{1, mib},
+		{21 * mib, mib},
+		{64 * mib, mib},
+		{64*mib + 1, mib},
+		{128*mib - 1, mib},
+		{128 * mib, 2 * mib},
+		{200 * mib, 3 * mib},
+		{256 * mib, 4 * mib},
+		{10 << 30, 4 * mib},
+	} {
+		got := PieceSizeFor(tc.size)
+		if got != tc.want {
+			t.Errorf("PieceSizeFor(%d) = %d, want %d", tc.size, got, tc.want)
+		}
+		if got%protocol.TransferUnit != 0 || got > protocol.DefaultPieceSize {
+			t.Errorf("PieceSizeFor(%d) = %d: not whole units up to the default", tc.size, got)
+		}
+	}
+}
