@@ -226,6 +226,14 @@ func (ss *session) closeBlobs() {
 	}
 }
 
+// While the tracker hands out fewer than formingPeers peers, the next
+// announce comes after formingAnnounce, doubled each time, up to the
+// announce interval.
+const (
+	formingPeers    = 8
+	formingAnnounce = 100 * time.Millisecond
+)
+
 // kickAnnounce asks the announce loop to announce now.
 func (ss *session) kickAnnounce() {
 	select {
@@ -246,17 +254,27 @@ func (ss *session) notifyLocked() {
 func (ss *session) run() {
 	s := ss.sw
 	defer s.wg.Done()
-	tick := time.NewTicker(s.cfg.AnnounceInterval)
-	defer tick.Stop()
+	// While the swarm forms (the tracker knew fewer peers than a node
+	// wants), announce again soon: everyone starts together, and a node
+	// that heard only of the seed would wait a whole interval to learn of
+	// the peers that announced just after it.
+	soon := formingAnnounce
+	timer := time.NewTimer(s.cfg.AnnounceInterval)
+	defer timer.Stop()
 	var last announceSample
 	for {
 		last = ss.announce(s.base, last, false)
 		if ss.finished() {
 			break
 		}
+		next := s.cfg.AnnounceInterval
+		if peers, _, _, _ := ss.trackerState(); len(peers) < formingPeers && soon < next {
+			next, soon = soon, 2*soon
+		}
+		timer.Reset(next)
 		select {
 		case <-s.base.Done():
-		case <-tick.C:
+		case <-timer.C:
 		case <-ss.kick:
 		}
 		if s.base.Err() != nil {

@@ -20,6 +20,9 @@ const (
 	// slotIdle frees a slot whose requester stopped asking for the rest
 	// of its piece.
 	slotIdle = 5 * time.Second
+	// contention is how long after turning a requester away a node keeps
+	// its slots to one per requester.
+	contention = time.Second
 )
 
 type slotKey struct {
@@ -34,9 +37,10 @@ type slot struct {
 
 // slotGate tracks the pieces being sent. Safe for concurrent use.
 type slotGate struct {
-	n      int
-	mu     sync.Mutex
-	active map[slotKey]*slot
+	n         int
+	contended time.Time // when a requester holding no slot was last turned away
+	mu        sync.Mutex
+	active    map[slotKey]*slot
 }
 
 func newSlotGate(n int) *slotGate { return &slotGate{n: n, active: map[slotKey]*slot{}} }
@@ -57,7 +61,20 @@ func (g *slotGate) admit(requester string, ref pieceRef, units int, now time.Tim
 			delete(g.active, key)
 		}
 	}
-	if len(g.active) >= g.n {
+	held := 0
+	for key := range g.active {
+		if key.requester == requester {
+			held++
+		}
+	}
+	// While other requesters are being turned away, a requester holding
+	// a slot gets no second one: slots are spread over requesters, so
+	// pieces spread over the swarm instead of piling up at the fastest
+	// asker. Alone, a requester may use every slot.
+	if len(g.active) >= g.n || (held > 0 && now.Sub(g.contended) < contention) {
+		if held == 0 {
+			g.contended = now
+		}
 		return false
 	}
 	g.active[k] = &slot{units: units, last: now}
