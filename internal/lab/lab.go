@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -36,6 +37,9 @@ type Options struct {
 	FirstIP int
 	// ExtraArgs are added to every agent's command line.
 	ExtraArgs []string
+	// Env (KEY=VALUE) is added to every agent's environment, before
+	// NodeEnv.
+	Env []string
 	// NodeEnv adds environment variables (KEY=VALUE) to the named nodes'
 	// processes: tests use it for fault switches.
 	NodeEnv map[string][]string
@@ -154,7 +158,7 @@ func Up(o Options) (*Lab, error) {
 			n.Args = append(n.Args, "--bootstrap-expect", strconv.Itoa(o.Masters))
 		}
 		n.Args = append(n.Args, o.ExtraArgs...)
-		n.Env = o.NodeEnv[n.Name]
+		n.Env = append(slices.Clone(o.Env), o.NodeEnv[n.Name]...)
 		l.Nodes = append(l.Nodes, n)
 	}
 	if l.Net != nil {

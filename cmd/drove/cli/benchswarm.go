@@ -27,6 +27,7 @@ type benchSwarmOptions struct {
 	NetNS  bool
 	Output string
 	Dir    string
+	Piece  string
 }
 
 // benchSwarmResult is `drove bench swarm -o json`; the issue fixes the keys.
@@ -78,6 +79,7 @@ Goals at --netns --nodes 32 --size 64MiB --uplink 100mbit: last <= 1.5·S/B_eff
 	f.StringVar(&o.Size, "size", "64MiB", "image size (three layers of random data)")
 	f.StringVar(&o.Uplink, "uplink", "100mbit", "per-node uplink")
 	f.BoolVar(&o.NetNS, "netns", false, "network namespaces and tc tbf (root)")
+	f.StringVar(&o.Piece, "piece-size", "", "bytes per hashed piece (default: as drove distribute picks it)")
 	f.StringVar(&o.Dir, "dir", "", "lab directory (default: a temporary one, in /dev/shm when it exists: the bench measures the network, not the disk)")
 	f.StringVarP(&o.Output, "output", "o", "table", "output format: table, json or yaml")
 	return cmd
@@ -91,6 +93,12 @@ func runBenchSwarm(ctx context.Context, g *Globals, o *benchSwarmOptions) error 
 	rate, err := ParseRate(o.Uplink)
 	if err != nil {
 		return usageErrorf("--uplink: %v", err)
+	}
+	var pieceSize int64 // 0: as drove distribute picks it
+	if o.Piece != "" {
+		if pieceSize, err = ParseRate(o.Piece); err != nil || pieceSize < protocol.TransferUnit || pieceSize%protocol.TransferUnit != 0 {
+			return usageErrorf("--piece-size %q: want a multiple of %d bytes", o.Piece, protocol.TransferUnit)
+		}
 	}
 	dir := o.Dir
 	if dir == "" {
@@ -114,6 +122,11 @@ func runBenchSwarm(ctx context.Context, g *Globals, o *benchSwarmOptions) error 
 	// data on two cores, 100 ms gossip probes time out and busy nodes are
 	// declared dead (their steps then fail as unreachable).
 	lo.ExtraArgs = []string{"--fast=false"}
+	// One thread of Go code per agent: N+2 agents share this machine's
+	// cores, and with GOMAXPROCS at the core count each runtime's idle
+	// threads spin looking for work the others' threads need the CPU for
+	// (perf: scheduler and sysmon ~15% of all CPU at 32 nodes).
+	lo.Env = []string{"GOMAXPROCS=1"}
 	if o.NetNS {
 		lo.Uplink = o.Uplink
 	} else {
@@ -143,7 +156,7 @@ func runBenchSwarm(ctx context.Context, g *Globals, o *benchSwarmOptions) error 
 		}
 	}
 	run := func(image string, targets []string, seedsOnly bool) (*swarmRun, error) {
-		return runSwarmOnce(ctx, cf, nc, seedStore, image, seed.Name, targets, seedsOnly)
+		return runSwarmOnce(ctx, cf, nc, seedStore, image, seed.Name, targets, seedsOnly, pieceSize)
 	}
 
 	fmt.Fprintln(g.Err, "calibrating: seed to one node alone ...")
@@ -196,12 +209,12 @@ type swarmRun struct {
 
 // runSwarmOnce distributes image from seed to targets and times each
 // target by the tracker: when its announce first says complete.
-func runSwarmOnce(ctx context.Context, cf *clientFlags, nc *nats.Conn, s *store.Store, image, seed string, targets []string, seedsOnly bool) (*swarmRun, error) {
+func runSwarmOnce(ctx context.Context, cf *clientFlags, nc *nats.Conn, s *store.Store, image, seed string, targets []string, seedsOnly bool, pieceSize int64) (*swarmRun, error) {
 	e, err := s.Resolve(image)
 	if err != nil {
 		return nil, err
 	}
-	blobs, err := swarm.ImageBlobs(ctx, s, e.Descriptor.Digest, protocol.DefaultPieceSize)
+	blobs, err := swarm.ImageBlobs(ctx, s, e.Descriptor.Digest, pieceSize)
 	if err != nil {
 		return nil, err
 	}

@@ -50,7 +50,7 @@ them. Progress is shown per node while the plan runs.`,
 			if len(o.SeedNodes) == 0 {
 				return usageErrorf("name the origin with --seed-node NODE (a node whose store holds the image)")
 			}
-			if o.PieceSize < protocol.TransferUnit || o.PieceSize%protocol.TransferUnit != 0 {
+			if o.PieceSize != 0 && (o.PieceSize < protocol.TransferUnit || o.PieceSize%protocol.TransferUnit != 0) {
 				return usageErrorf("--piece-size must be a multiple of %d", protocol.TransferUnit)
 			}
 			return runDistribute(cmd.Context(), g, &cf, o, args[0])
@@ -61,7 +61,7 @@ them. Progress is shown per node while the plan runs.`,
 	f.StringSliceVar(&o.Roles, "roles", nil, "deliver to nodes with any of these roles (default: every node)")
 	f.StringSliceVar(&o.Nodes, "nodes", nil, "deliver to these nodes (IDs or names)")
 	f.StringSliceVar(&o.SeedNodes, "seed-node", nil, "node(s) whose store holds the image and serve it first")
-	f.Int64Var(&o.PieceSize, "piece-size", protocol.DefaultPieceSize, "bytes per hashed piece")
+	f.Int64Var(&o.PieceSize, "piece-size", 0, "bytes per hashed piece, a multiple of 1 MiB (default: 4 MiB, smaller for blobs under 256 MiB so each has 64 pieces)")
 	f.DurationVar(&o.Timeout, "step-timeout", time.Hour, "how long a node may take")
 	return cmd
 }
