@@ -82,6 +82,10 @@ type PlanSpec struct {
 type PlanSubmit struct {
 	Plan   PlanSpec `json:"plan"`
 	PlanID string   `json:"planID,omitempty"`
+	// Revision, when set, becomes the applied cluster revision once the
+	// plan succeeds (and only then): `drove run`/`apply` compare the next
+	// Clusterfile against it.
+	Revision *ClusterRevision `json:"revision,omitempty"`
 }
 
 func (*PlanSubmit) Type() MessageType { return TypePlanSubmit }

@@ -48,6 +48,8 @@ const (
 	TypeDistributionStatus                    // tracker → CLI
 	TypeBitfields                             // peer → peer (data endpoint): the pieces I hold
 	TypeHave                                  // peer → peers (data endpoint): one more piece verified
+	TypeClusterGetRequest                     // CLI → coordinator: the applied cluster revision
+	TypeClusterRevision                       // coordinator → CLI
 )
 
 var typeNames = map[MessageType]string{
@@ -58,6 +60,7 @@ var typeNames = map[MessageType]string{
 	TypeNodeHello: "NodeHello", TypeSwarmAnnounce: "SwarmAnnounce", TypeSwarmPeers: "SwarmPeers",
 	TypeDistributionStatusRequest: "DistributionStatusRequest", TypeDistributionStatus: "DistributionStatus",
 	TypeBitfields: "Bitfields", TypeHave: "Have",
+	TypeClusterGetRequest: "ClusterGetRequest", TypeClusterRevision: "ClusterRevision",
 }
 
 func (t MessageType) String() string {
@@ -115,6 +118,10 @@ func messageOf(t MessageType) (Message, bool) {
 		return &Bitfields{}, true
 	case TypeHave:
 		return &Have{}, true
+	case TypeClusterGetRequest:
+		return &ClusterGetRequest{}, true
+	case TypeClusterRevision:
+		return &ClusterRevision{}, true
 	}
 	return nil, false
 }

@@ -43,6 +43,9 @@ func samples() []Message {
 			SwarmAnnounce: SwarmAnnounce{Distribution: "d1", Peer: SwarmPeer{ID: "n1", Addr: "127.0.0.2:7950"}, Have: 1, Total: 2}, SeenMs: 1700000000000}}}}},
 		&Bitfields{Blobs: map[string][]byte{"sha256:abababababababababababababababababababababababababababababababab": {0xf0}}},
 		&Have{Blob: "sha256:abababababababababababababababababababababababababababababababab", Piece: 3},
+		&ClusterGetRequest{},
+		&ClusterRevision{Serial: 2, Clusterfile: "apiVersion: sealer.io/v2\nkind: Cluster\n", Image: "demo:1",
+			ImageDigest: "sha256:abababababababababababababababababababababababababababababababab", Runtime: "plain", PlanID: "p1", Applied: 1700000000000},
 	}
 }
 
