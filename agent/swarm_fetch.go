@@ -239,6 +239,20 @@ func (f *fetch) notify() {
 	f.mu.Unlock()
 }
 
+// released wakes the links, other than from, whose peer holds a piece
+// that a failed fetch handed back: only they can fetch it now.
+func (f *fetch) released(from *link, blob string, piece int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, l := range f.links {
+		if l != from && f.picker.Holds(l.peer.ID, blob, piece) {
+			l.mu.Lock()
+			l.notifyLocked()
+			l.mu.Unlock()
+		}
+	}
+}
+
 func (f *fetch) waker() <-chan struct{} {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -29,13 +29,14 @@ type link struct {
 	fails  atomic.Int32  // consecutive failed requests
 
 	mu      sync.Mutex
+	wake    chan struct{}          // closed (and replaced) when the peer has more pieces
 	ready   bool                   // the bitfield is in the picker
 	pending []protocol.Have        // Haves that came before it
 	refused map[pieceRef]time.Time // pieces the peer said to get elsewhere, until when
 }
 
 func newLink(ctx context.Context, f *fetch, p protocol.SwarmPeer) *link {
-	l := &link{f: f, peer: p, units: make(chan struct{}, unitsInFlight)}
+	l := &link{f: f, peer: p, units: make(chan struct{}, unitsInFlight), wake: make(chan struct{})}
 	l.ctx, l.cancel = context.WithCancel(ctx)
 	return l
 }
@@ -117,8 +118,8 @@ func (l *link) learn() error {
 		f.picker.PeerHas(l.peer.ID, h.Blob, h.Piece)
 	}
 	l.ready, l.pending = true, nil
+	l.notifyLocked()
 	l.mu.Unlock()
-	f.notify()
 	return nil
 }
 
@@ -137,8 +138,23 @@ func (l *link) onHave(m *nats.Msg) {
 		return
 	}
 	l.f.picker.PeerHas(l.peer.ID, h.Blob, h.Piece)
+	l.notifyLocked()
 	l.mu.Unlock()
-	l.f.notify()
+}
+
+// notifyLocked wakes this link's workers (under l.mu): the peer has a
+// piece more. Only they can fetch it from this peer, so a Have wakes a
+// few goroutines, not every worker of every link (with 20 links that
+// was thousands of wake-ups per piece across a swarm).
+func (l *link) notifyLocked() {
+	close(l.wake)
+	l.wake = make(chan struct{})
+}
+
+func (l *link) waker() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.wake
 }
 
 // work fetches pieces the picker hands out for this peer until the link
@@ -146,13 +162,15 @@ func (l *link) onHave(m *nats.Msg) {
 func (l *link) work(log *slog.Logger) {
 	f := l.f
 	for {
-		wake := f.waker()
+		wake, mine := f.waker(), l.waker()
 		blob, piece, ok := f.picker.Next(l.peer.ID)
 		if !ok {
 			select {
 			case <-l.ctx.Done():
 				return
 			case <-wake:
+				continue
+			case <-mine:
 				continue
 			}
 		}
@@ -172,7 +190,7 @@ func (l *link) work(log *slog.Logger) {
 			continue
 		}
 		f.picker.Release(l.peer.ID, blob, piece)
-		f.notify()
+		f.released(l, blob, piece)
 		var perr *protocol.Error
 		switch {
 		case l.ctx.Err() != nil:

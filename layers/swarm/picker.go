@@ -149,6 +149,14 @@ func (p *Picker) PeerHas(peer, blob string, piece int) {
 	}
 }
 
+// Holds reports whether peer is known to hold the piece.
+func (p *Picker) Holds(peer, blob string, piece int) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b, ok := p.peers[peer][blob]
+	return ok && piece >= 0 && piece < b.Len() && b.Has(piece)
+}
+
 // RemovePeer forgets a peer that disconnected and releases its claims.
 func (p *Picker) RemovePeer(peer string) {
 	p.mu.Lock()

@@ -361,3 +361,22 @@ func TestPickerEndgameBoundsDuplicates(t *testing.T) {
 		t.Fatalf("the last piece went to %d peers at once, want %d", got, maxEndgameClaims)
 	}
 }
+
+func TestPickerHolds(t *testing.T) {
+	blobs := fakeBlobs(3)
+	bp := blobs[0]
+	p := NewPicker(blobs, nil, nil)
+	p.PeerHas("n1", bp.Digest, 1)
+	for _, tc := range []struct {
+		peer  string
+		piece int
+		want  bool
+	}{{"n1", 1, true}, {"n1", 0, false}, {"n2", 1, false}, {"n1", 3, false}, {"n1", -1, false}} {
+		if got := p.Holds(tc.peer, bp.Digest, tc.piece); got != tc.want {
+			t.Errorf("Holds(%s, %d) = %v, want %v", tc.peer, tc.piece, got, tc.want)
+		}
+	}
+	if p.Holds("n1", "sha256:other", 1) {
+		t.Error("a blob outside the distribution is held")
+	}
+}
