@@ -40,6 +40,14 @@ type Options struct {
 	// Env (KEY=VALUE) is added to every agent's environment, before
 	// NodeEnv.
 	Env []string
+	// Private are absolute paths (files or directories: /etc/hosts,
+	// /etc/kubernetes, /root/.kube) each node sees a copy of its own, as
+	// separate machines would: the agent runs in a mount namespace where
+	// <node dir>/private/<path> is bind-mounted over each. A directory
+	// starts empty, a file as a copy of the host's. Netns mode only
+	// (mount namespaces need root); mount points missing on the host are
+	// created there (empty).
+	Private []string
 	// NodeEnv adds environment variables (KEY=VALUE) to the named nodes'
 	// processes: tests use it for fault switches.
 	NodeEnv map[string][]string
@@ -65,6 +73,8 @@ type Node struct {
 	// end of its link (netns mode only).
 	NetNS string `json:"netns,omitempty"`
 	Veth  string `json:"veth,omitempty"`
+	// Private are the paths this node has its own copy of (Options.Private).
+	Private []string `json:"private,omitempty"`
 }
 
 // Lab is a running (or described) lab; its state lives in Dir/lab.json.
@@ -97,6 +107,14 @@ func Up(o Options) (*Lab, error) {
 	}
 	if o.FirstIP+o.Masters+o.Nodes > 254 {
 		return nil, errors.New("too many nodes for one /24 (127.0.0.x, or 10.213.k.x in netns mode)")
+	}
+	if len(o.Private) > 0 && !o.NetNS {
+		return nil, fmt.Errorf("private paths need netns mode: %w", ErrNotNetNS)
+	}
+	for _, p := range o.Private {
+		if !filepath.IsAbs(p) || filepath.Clean(p) != p || p == "/" {
+			return nil, fmt.Errorf("private path %q: want a clean absolute path below /", p)
+		}
 	}
 	if o.Uplink != "" && !o.NetNS {
 		return nil, fmt.Errorf("an uplink limit needs netns mode: %w", ErrNotNetNS)
@@ -159,6 +177,7 @@ func Up(o Options) (*Lab, error) {
 		}
 		n.Args = append(n.Args, o.ExtraArgs...)
 		n.Env = append(slices.Clone(o.Env), o.NodeEnv[n.Name]...)
+		n.Private = slices.Clone(o.Private)
 		l.Nodes = append(l.Nodes, n)
 	}
 	if l.Net != nil {
@@ -241,8 +260,17 @@ func (l *Lab) start(n *Node) error {
 	defer logf.Close()
 	cmd := exec.Command(l.Binary, n.Args...)
 	if n.NetNS != "" {
-		// ip netns exec execs the agent: the PID is the agent's.
-		cmd = exec.Command("ip", append([]string{"netns", "exec", n.NetNS, l.Binary}, n.Args...)...)
+		// ip netns exec execs the agent (through unshare and sh, which
+		// exec too): the PID is the agent's.
+		argv := append([]string{l.Binary}, n.Args...)
+		if len(n.Private) > 0 {
+			wrap, err := n.privateMounts()
+			if err != nil {
+				return fmt.Errorf("start %s: %w", n.Name, err)
+			}
+			argv = append(wrap, argv...)
+		}
+		cmd = exec.Command("ip", append([]string{"netns", "exec", n.NetNS}, argv...)...)
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if len(n.Env) > 0 {

@@ -22,6 +22,9 @@ import (
 // connection with its --name.
 const helperEnv = "DROVE_LAB_TEST_NODE"
 
+// privateEnv tells the helper node which private paths to write (FILE:DIR).
+const privateEnv = "DROVE_LAB_TEST_PRIVATE"
+
 func TestMain(m *testing.M) {
 	if os.Getenv(helperEnv) != "" {
 		os.Exit(helperNode(os.Args[1:]))
@@ -35,6 +38,13 @@ func helperNode(args []string) int {
 			return args[i+1]
 		}
 		return ""
+	}
+	// With privateEnv set (FILE:DIR), write the node's name into both: the
+	// test checks that each node wrote into its own copies.
+	if f, d, ok := strings.Cut(os.Getenv(privateEnv), ":"); ok {
+		if os.WriteFile(f, []byte(flag("--name")), 0o644) != nil || os.WriteFile(filepath.Join(d, "x"), []byte(flag("--name")), 0o644) != nil {
+			return 1
+		}
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(flag("--bind"), strconv.Itoa(GossipPort)))
 	if err != nil {
@@ -303,5 +313,45 @@ func TestNetNSLab(t *testing.T) {
 	}
 	if err := l.Down(); err != nil {
 		t.Fatalf("second Down: %v", err)
+	}
+}
+
+func TestNetNSPrivatePaths(t *testing.T) {
+	if err := checkNetNS(os.Geteuid(), exec.LookPath, false); err != nil {
+		t.Skipf("netns lab test: %v", err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := t.TempDir()
+	file, dir := filepath.Join(host, "hosts"), filepath.Join(host, "kube") // dir absent: created as a mount point
+	if err := os.WriteFile(file, []byte("host"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(helperEnv, "1")
+	t.Setenv(privateEnv, file+":"+dir)
+	l, err := Up(Options{Dir: t.TempDir(), Binary: exe, Masters: 1, Nodes: 1, NetNS: true, Private: []string{file, dir}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Down() })
+	for _, n := range l.Nodes {
+		waitReach(t, n, 10*time.Second) // it wrote before listening
+		for _, p := range []string{file, filepath.Join(dir, "x")} {
+			own := filepath.Join(n.DataDir, "private", strings.TrimPrefix(p, "/"))
+			if b, err := os.ReadFile(own); err != nil || string(b) != n.Name {
+				t.Errorf("%s's copy of %s: %q %v, want %q", n.Name, p, b, err, n.Name)
+			}
+		}
+	}
+	if b, err := os.ReadFile(file); err != nil || string(b) != "host" {
+		t.Errorf("the host's file changed: %q %v", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "x")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a node wrote into the host's directory: %v", err)
+	}
+	if _, err := Up(Options{Dir: t.TempDir(), Binary: exe, Masters: 1, Private: []string{file}}); !errors.Is(err, ErrNotNetNS) {
+		t.Errorf("private paths without netns: %v, want ErrNotNetNS", err)
 	}
 }
