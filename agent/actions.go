@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -83,7 +84,11 @@ func (r *Registry) Lookup(kind string) (Action, bool) {
 // Shell runs Action.Command with /bin/sh -c.
 //
 // The command gets the agent's environment plus Action.Env, and runs in
-// Action.Dir (the agent's working directory if empty). It leads its own
+// Action.Dir (the agent's working directory if empty). When Action.Rootfs
+// names an image (sha256:<hex>), the command also gets ROOTFS set to the
+// image's unpacked root filesystem on this node (<DataDir>/rootfs/<hex>)
+// and, if Dir is empty, runs there; a step whose image is not on the node
+// fails at once with an error wrapping ErrImageNotHere. It leads its own
 // process group; when ctx ends (timeout, agent shutdown) the whole group is
 // killed with SIGKILL, and the shell gets SIGKILL too if the agent dies
 // (Pdeathsig; it survives an exec, so `exec prog` is covered as well, but
@@ -102,10 +107,17 @@ func (r *Registry) Lookup(kind string) (Action, bool) {
 // MaxOutputLine, and outputs beyond MaxOutputsSize in total are ignored.
 // Later steps read outputs in their templates as {{output "step" "NAME"}}.
 type Shell struct {
+	// DataDir is the agent's data directory, where images are unpacked
+	// (Action.Rootfs). Without it, steps with Rootfs fail.
+	DataDir string
 	// WaitDelay bounds the wait for stdout and stderr to close after the
 	// shell exited or was killed; 0 means 2s.
 	WaitDelay time.Duration
 }
+
+// EnvRootfs is the variable through which a shell step with Action.Rootfs
+// finds the image's unpacked root filesystem.
+const EnvRootfs = "ROOTFS"
 
 // OutputPrefix starts a named-output line on a shell step's stdout.
 const OutputPrefix = "::drove-output "
@@ -121,9 +133,25 @@ func (s Shell) Run(ctx context.Context, a protocol.Action, out io.Writer) (int, 
 	if a.Command == "" {
 		return -1, nil, errors.New("shell: no command")
 	}
+	env := a.Env
+	dir := a.Dir
+	if a.Rootfs != "" {
+		rootfs, err := imageRootfs(s.DataDir, a.Rootfs)
+		if err != nil {
+			return -1, nil, fmt.Errorf("shell: %w", err)
+		}
+		env = maps.Clone(a.Env)
+		if env == nil {
+			env = map[string]string{}
+		}
+		env[EnvRootfs] = rootfs
+		if dir == "" {
+			dir = rootfs
+		}
+	}
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", a.Command)
-	cmd.Dir = a.Dir
-	cmd.Env = shellEnv(os.Environ(), a.Env)
+	cmd.Dir = dir
+	cmd.Env = shellEnv(os.Environ(), env)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error {
 		// The shell leads its group (Setpgid), so its pid names the group.
@@ -287,28 +315,45 @@ func (s *outputScanner) set(name, value string) {
 // the directory fsynced, so a crash leaves the old file or the new one.
 // Parent directories are created (0755). Action.Mode holds permission bits
 // (setuid 04000, setgid 02000 and sticky 01000 included); 0 means 0644.
-// Path must be absolute.
-type WriteFile struct{}
+// Path must be absolute, or, when Action.Rootfs names an image, relative
+// to that image's unpacked root filesystem on this node (and inside it: no
+// ".." that leads out).
+type WriteFile struct {
+	// DataDir is the agent's data directory, where images are unpacked
+	// (Action.Rootfs). Without it, relative paths are refused.
+	DataDir string
+}
 
 // Run implements Action.
-func (WriteFile) Run(ctx context.Context, a protocol.Action, out io.Writer) (int, map[string]string, error) {
+func (w WriteFile) Run(ctx context.Context, a protocol.Action, out io.Writer) (int, map[string]string, error) {
 	if err := ctx.Err(); err != nil {
 		return 1, nil, fmt.Errorf("write-file: %w", context.Cause(ctx))
 	}
-	if !filepath.IsAbs(a.Path) {
-		return 1, nil, fmt.Errorf("write-file: path %q is not absolute", a.Path)
+	path := a.Path
+	switch {
+	case filepath.IsAbs(path):
+	case a.Rootfs == "":
+		return 1, nil, fmt.Errorf("write-file: path %q is not absolute (a relative path needs an image: Action.Rootfs)", a.Path)
+	case !filepath.IsLocal(path):
+		return 1, nil, fmt.Errorf("write-file: path %q leads out of the image's root filesystem", a.Path)
+	default:
+		rootfs, err := imageRootfs(w.DataDir, a.Rootfs)
+		if err != nil {
+			return 1, nil, fmt.Errorf("write-file %s: %w", a.Path, err)
+		}
+		path = filepath.Join(rootfs, path)
 	}
 	mode, err := fileMode(a.Mode)
 	if err != nil {
-		return 1, nil, fmt.Errorf("write-file %s: %w", a.Path, err)
+		return 1, nil, fmt.Errorf("write-file %s: %w", path, err)
 	}
-	if err := os.MkdirAll(filepath.Dir(a.Path), 0o755); err != nil {
-		return 1, nil, fmt.Errorf("write-file %s: create parent directories: %w", a.Path, err)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return 1, nil, fmt.Errorf("write-file %s: create parent directories: %w", path, err)
 	}
-	if err := atomicfile.WriteFile(a.Path, []byte(a.Content), mode); err != nil {
+	if err := atomicfile.WriteFile(path, []byte(a.Content), mode); err != nil {
 		return 1, nil, fmt.Errorf("write-file: %w", err)
 	}
-	fmt.Fprintf(out, "wrote %d bytes to %s (mode %04o)\n", len(a.Content), a.Path, a.Mode|defaultMode(a.Mode))
+	fmt.Fprintf(out, "wrote %d bytes to %s (mode %04o)\n", len(a.Content), path, a.Mode|defaultMode(a.Mode))
 	return 0, nil, nil
 }
 

@@ -56,6 +56,7 @@ type Agent struct {
 	gossip *Gossip
 	exec   *Executor
 	data   *DataServer
+	apilb  *APILBAction // the node-local apiserver load balancer
 
 	mu    sync.Mutex
 	nc    *nats.Conn
@@ -82,7 +83,12 @@ func New(cfg Config) (*Agent, error) {
 	a.log.Info("agent starting", "hostname", a.facts.Hostname, "os", a.facts.OS, "arch", a.facts.Arch,
 		"cpus", a.facts.CPUs, "memoryMiB", a.facts.MemoryMiB, "roles", cfg.Roles)
 	actions := Builtins()
+	actions.Register("shell", Shell{DataDir: cfg.DataDir})
+	actions.Register("write-file", WriteFile{DataDir: cfg.DataDir})
 	actions.Register(protocol.ActionDistribute, DistributeAction{Swarm: a.currentSwarm})
+	actions.Register(ActionRender, RenderAction{DataDir: cfg.DataDir})
+	a.apilb = NewAPILBAction(cfg.DataDir, a.log)
+	actions.Register(ActionAPILB, a.apilb)
 	a.exec, err = OpenExecutor(filepath.Join(cfg.DataDir, "journal.log"), id, actions, a.log)
 	if err != nil {
 		return nil, err
@@ -140,6 +146,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer a.exec.Close()
 	defer a.data.Shutdown()
 	defer a.gossip.Shutdown()
+	// The load balancer an apilb step left running serves again at once:
+	// kubelets on this node reach their apiserver through it.
+	defer a.apilb.Close()
+	if err := a.apilb.Resume(ctx); err != nil {
+		a.log.Error("apiserver load balancer not resumed", "err", err)
+	}
 	if seeds := a.joinSeeds(); len(seeds) > 0 {
 		go func() {
 			n, err := a.gossip.Join(ctx, seeds)

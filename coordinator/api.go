@@ -97,6 +97,9 @@ func (c *Coordinator) answer(ctx context.Context, msg *nats.Msg) protocol.Messag
 		return c.submit(ctx, r)
 	case *protocol.PlanListRequest:
 		return &protocol.PlanList{Plans: c.fsm.Plans()}
+	case *protocol.ClusterGetRequest:
+		rev := c.fsm.Revision()
+		return &rev
 	case *protocol.PlanGetRequest:
 		d, ok := c.fsm.PlanDetail(r.PlanID)
 		if !ok {
@@ -150,7 +153,7 @@ func (c *Coordinator) submit(ctx context.Context, r *protocol.PlanSubmit) protoc
 	} else if !protocol.ValidID(id) {
 		return protocol.Errorf(protocol.CodeBadRequest, "plan ID %q: no dots, spaces or wildcards", id)
 	}
-	if _, err := c.apply(ctx, CmdSubmitPlan, &SubmitPlan{PlanID: id, Spec: r.Plan, Now: time.Now().UnixMilli()}); err != nil {
+	if _, err := c.apply(ctx, CmdSubmitPlan, &SubmitPlan{PlanID: id, Spec: r.Plan, Now: time.Now().UnixMilli(), Revision: r.Revision}); err != nil {
 		if errors.Is(err, ErrPlanExists) && r.PlanID != "" {
 			return &protocol.PlanSubmitted{PlanID: id} // a retry of a submit that went through
 		}

@@ -47,6 +47,9 @@ type SubmitPlan struct {
 	PlanID string            `json:"planID"`
 	Spec   protocol.PlanSpec `json:"spec"`
 	Now    int64             `json:"now"`
+	// Revision becomes the applied cluster revision when the plan
+	// succeeds (protocol.PlanSubmit.Revision).
+	Revision *protocol.ClusterRevision `json:"revision,omitempty"`
 }
 
 // DispatchEntry says one node-step is about to be sent with this attempt

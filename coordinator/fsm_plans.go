@@ -30,9 +30,16 @@ func applySubmitPlan(s *State, _ uint64, req *SubmitPlan) (any, error) {
 	if _, dup := s.Plans[req.PlanID]; dup {
 		return nil, fmt.Errorf("submit plan: %w: %s", ErrPlanExists, req.PlanID)
 	}
+	if err := ValidateRevision(req.Revision); err != nil {
+		return nil, fmt.Errorf("submit plan %s: %w", req.PlanID, err)
+	}
 	p, err := s.ResolvePlan(req.PlanID, req.Spec, req.Now)
 	if err != nil {
 		return nil, fmt.Errorf("submit plan %s: %w", req.PlanID, err)
+	}
+	if req.Revision != nil {
+		rev := *req.Revision
+		p.Revision = &rev
 	}
 	s.Plans[p.ID] = p
 	s.Order = append(s.Order, p.ID)
@@ -96,7 +103,9 @@ func ValidatePlanSpec(spec protocol.PlanSpec) error {
 }
 
 // ResolvePlan validates spec and resolves every step's target against the
-// registry, giving a pending plan. Nothing in s changes.
+// registry, giving a pending plan. Each step's NodeEnv is resolved too: its
+// keys (node ID, name or address) become the IDs of the step's nodes they
+// name (see resolveNodeEnv). Nothing in s changes.
 func (s *State) ResolvePlan(id string, spec protocol.PlanSpec, now int64) (*Plan, error) {
 	if err := ValidatePlanSpec(spec); err != nil {
 		return nil, err
@@ -109,7 +118,12 @@ func (s *State) ResolvePlan(id string, spec protocol.PlanSpec, now int64) (*Plan
 			if err != nil {
 				return nil, fmt.Errorf("phase %q step %q: %w", ph.Name, ss.Name, err)
 			}
+			nodeEnv, err := s.resolveNodeEnv(ss.NodeEnv, nodes)
+			if err != nil {
+				return nil, fmt.Errorf("%w: phase %q step %q: %w", ErrInvalidPlan, ph.Name, ss.Name, err)
+			}
 			st := Step{Spec: cloneStepSpec(ss), Nodes: nodes, Runs: make(map[string]*NodeStep, len(nodes))}
+			st.Spec.NodeEnv = nodeEnv
 			for _, node := range nodes {
 				st.Runs[node] = &NodeStep{StepID: MakeStepID(id, i, j, node), Node: node, State: protocol.StatePending}
 			}
@@ -120,9 +134,43 @@ func (s *State) ResolvePlan(id string, spec protocol.PlanSpec, now int64) (*Plan
 	return p, nil
 }
 
+// resolveNodeEnv rewrites a step's NodeEnv with node IDs as keys. A key
+// names every node of the step whose ID, name or address it is (an address
+// several nodes share gives each of them the entries). A key that names
+// none of the step's nodes, or two keys that name the same node, are
+// errors: the env would be lost, or which one wins would be a guess. The
+// values are copied as they are; they are not templates.
+func (s *State) resolveNodeEnv(nodeEnv map[string]map[string]string, nodes []string) (map[string]map[string]string, error) {
+	if len(nodeEnv) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]map[string]string, len(nodeEnv))
+	from := map[string]string{} // node ID -> the key that named it
+	for _, key := range slices.Sorted(maps.Keys(nodeEnv)) {
+		matched := false
+		for _, id := range nodes {
+			n := s.Nodes[id]
+			if n == nil || !nameMatches(n.Member, key) {
+				continue
+			}
+			matched = true
+			if prev, dup := from[id]; dup {
+				return nil, fmt.Errorf("nodeEnv keys %q and %q both name node %s: give its env under one key", prev, key, id)
+			}
+			from[id] = key
+			out[id] = maps.Clone(nodeEnv[key])
+		}
+		if !matched {
+			return nil, fmt.Errorf("nodeEnv key %q names none of the step's nodes (%s): use a node ID, name or address the step targets",
+				key, strings.Join(nodes, ", "))
+		}
+	}
+	return out, nil
+}
+
 // Resolve returns the IDs, sorted, of the registered nodes a selector
-// picks. A node must match every non-empty field: Nodes by ID or name,
-// any of Roles, all of Labels. A name in Nodes that is no registered node,
+// picks. A node must match every non-empty field: Nodes by ID, name or
+// address, any of Roles, all of Labels. A name in Nodes that is no registered node,
 // or a selector that picks nothing, is an error.
 func (s *State) Resolve(sel protocol.Selector) ([]string, error) {
 	nodes := s.SortedNodes()
@@ -143,8 +191,9 @@ func (s *State) Resolve(sel protocol.Selector) ([]string, error) {
 	return out, nil
 }
 
+// nameMatches reports whether want is the member's ID, name or address.
 func nameMatches(m protocol.Member, want string) bool {
-	return want == m.ID || (m.Name != "" && want == m.Name)
+	return want == m.ID || (m.Name != "" && want == m.Name) || (m.Address != "" && want == m.Address)
 }
 
 func selects(sel protocol.Selector, m protocol.Member) bool {
@@ -213,9 +262,15 @@ func (t *touched) add(p *Plan, failed bool) {
 	t.fail[p] = t.fail[p] || failed
 }
 
-func (t *touched) settle() {
+// settle settles each touched plan; a plan that succeeds now with a
+// revision makes it the applied one, stamped with now (the command's time).
+func (t *touched) settle(s *State, now int64) {
 	for _, p := range t.order {
+		was := p.State
 		p.settle(t.fail[p])
+		if was != PlanSucceeded && p.State == PlanSucceeded {
+			s.recordRevision(p, now)
+		}
 	}
 }
 
@@ -236,7 +291,7 @@ func applyMarkDispatched(s *State, _ uint64, req *MarkDispatched) (any, error) {
 		resp.Applied++
 		t.add(p, false)
 	}
-	t.settle()
+	t.settle(s, req.Now)
 	return resp, nil
 }
 
@@ -282,7 +337,7 @@ func applyRecordResults(s *State, _ uint64, req *RecordResults) (any, error) {
 		resp.Applied++
 		t.add(p, recordResult(ns, st, r, req.Now))
 	}
-	t.settle()
+	t.settle(s, req.Now)
 	return resp, nil
 }
 
@@ -410,6 +465,9 @@ func applyRetrySteps(s *State, _ uint64, req *RetrySteps) (any, error) {
 	})
 	p.State = PlanRunning
 	p.settle(false)
+	if p.State == PlanSucceeded && cur.State != PlanSucceeded {
+		s.recordRevision(p, req.Now)
+	}
 	if p.State == PlanFailed {
 		pi, si, _ := p.Current()
 		return nil, fmt.Errorf("retry plan %s: %w: step %q has failures that are not retried, so the plan cannot go on",

@@ -2,6 +2,8 @@ package coordinator
 
 import (
 	"errors"
+	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -609,5 +611,71 @@ func TestParseStepID(t *testing.T) {
 		if !c.ok && !errors.Is(err, ErrBadStepID) {
 			t.Errorf("%q: %v is not ErrBadStepID", c.id, err)
 		}
+	}
+}
+
+// registerAddressedNodes registers a1 (10.0.0.1, master), a2 (10.0.0.2)
+// and a3 (10.0.0.3), with names host-a1..3.
+func registerAddressedNodes(h *fsmHarness) {
+	for i, role := range []string{"master", "node", "node"} {
+		m := testMember(fmt.Sprintf("a%d", i+1), []string{role}, nil)
+		m.Address = fmt.Sprintf("10.0.0.%d", i+1)
+		h.must(RegisterNode{Member: m, Now: 1})
+	}
+}
+
+func TestResolveByAddress(t *testing.T) {
+	h := newFSMHarness(t)
+	registerAddressedNodes(h)
+	st := h.f.StateCopy()
+	got, err := st.Resolve(protocol.Selector{Nodes: []string{"10.0.0.3", "host-a2"}})
+	if err != nil || strings.Join(got, ",") != "a2,a3" {
+		t.Fatalf("got %v, %v", got, err)
+	}
+	if _, err := st.Resolve(protocol.Selector{Nodes: []string{"10.0.0.9"}}); !errors.Is(err, ErrNoNodes) || !strings.Contains(err.Error(), "10.0.0.9") {
+		t.Fatalf("unknown address: %v", err)
+	}
+}
+
+func TestNodeEnvResolvedAtSubmit(t *testing.T) {
+	h := newFSMHarness(t)
+	registerAddressedNodes(h)
+	step := mkStep("s", protocol.Selector{Nodes: []string{"10.0.0.1", "10.0.0.2", "10.0.0.3"}})
+	step.NodeEnv = map[string]map[string]string{
+		"10.0.0.1": {"HostIP": "10.0.0.1"}, // by address
+		"host-a2":  {"HostIP": "10.0.0.2"}, // by name
+		"a3":       {"HostIP": "10.0.0.3", "T": "{{.Node}}"},
+	}
+	spec := protocol.PlanSpec{Name: "p", Phases: []protocol.PhaseSpec{{Name: "a", Steps: []protocol.StepSpec{step}}}}
+	h.must(SubmitPlan{PlanID: "p1", Now: 1, Spec: spec})
+	got := h.plan("p1").Phases[0].Steps[0].Spec.NodeEnv
+	want := map[string]map[string]string{
+		"a1": {"HostIP": "10.0.0.1"}, "a2": {"HostIP": "10.0.0.2"}, "a3": {"HostIP": "10.0.0.3", "T": "{{.Node}}"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("resolved nodeEnv %v, want %v", got, want)
+	}
+	step.NodeEnv["a3"]["HostIP"] = "changed"
+	if h.plan("p1").Phases[0].Steps[0].Spec.NodeEnv["a3"]["HostIP"] != "10.0.0.3" {
+		t.Fatal("the plan shares nodeEnv with the request")
+	}
+
+	for _, c := range []struct {
+		name    string
+		target  protocol.Selector
+		nodeEnv map[string]map[string]string
+		text    string
+	}{
+		{"key of no node", roleSel("node"), map[string]map[string]string{"10.0.0.9": {"K": "v"}}, `nodeEnv key "10.0.0.9" names none of the step's nodes (a2, a3)`},
+		{"key of a node the step skips", roleSel("node"), map[string]map[string]string{"10.0.0.1": {"K": "v"}}, `"10.0.0.1"`},
+		{"two keys for one node", roleSel("node"), map[string]map[string]string{"a2": {"K": "1"}, "10.0.0.2": {"K": "2"}}, `both name node a2`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := protocol.StepSpec{Name: "s", Target: c.target, Action: shellAction("true"), NodeEnv: c.nodeEnv}
+			err := h.refused(SubmitPlan{PlanID: "p2", Now: 2, Spec: protocol.PlanSpec{Name: "p", Phases: []protocol.PhaseSpec{{Name: "a", Steps: []protocol.StepSpec{s}}}}})
+			if !errors.Is(err, ErrInvalidPlan) || !strings.Contains(err.Error(), c.text) || !strings.Contains(err.Error(), `step "s"`) {
+				t.Fatalf("error %q, want ErrInvalidPlan with %q", err, c.text)
+			}
+		})
 	}
 }

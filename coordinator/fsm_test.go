@@ -256,7 +256,7 @@ func TestApplyIsDeterministic(t *testing.T) {
 // must not read the clock or use randomness.
 func TestApplyPathHasNoClockOrRandomness(t *testing.T) {
 	fset := token.NewFileSet()
-	for _, file := range []string{"state.go", "commands.go", "fsm.go", "fsm_nodes.go", "fsm_plans.go", "snapshot.go", "render.go"} {
+	for _, file := range []string{"state.go", "commands.go", "fsm.go", "fsm_nodes.go", "fsm_plans.go", "fsm_revision.go", "snapshot.go", "render.go"} {
 		f, err := parser.ParseFile(fset, file, nil, parser.ImportsOnly)
 		if err != nil {
 			t.Fatal(err)

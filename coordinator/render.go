@@ -37,6 +37,10 @@ type TemplateData struct {
 // first node, in node order, that succeeded and reported it. An output
 // that is missing fails rendering with ErrMissingOutput; the dispatcher
 // turns that into a failed step.
+//
+// After rendering, the node's entries of the step's NodeEnv (resolved to
+// node IDs at submit) are set over Env as they are: they are not
+// templates.
 func Render(plan *Plan, ns NodeStep, a protocol.Action) (protocol.Action, error) {
 	data := TemplateData{Node: ns.Node, PlanID: plan.ID, StepID: ns.StepID}
 	output := func(step, name string) (string, error) {
@@ -59,6 +63,14 @@ func Render(plan *Plan, ns NodeStep, a protocol.Action) (protocol.Action, error)
 	})
 	if err != nil {
 		return protocol.Action{}, fmt.Errorf("render step %s: %w", ns.StepID, err)
+	}
+	if _, st, err := plan.NodeStep(ns.StepID); err == nil {
+		if env := st.Spec.NodeEnv[ns.Node]; len(env) > 0 {
+			if out.Env == nil {
+				out.Env = make(map[string]string, len(env))
+			}
+			maps.Copy(out.Env, env)
+		}
 	}
 	return out, nil
 }

@@ -109,3 +109,47 @@ func TestRenderDispatch(t *testing.T) {
 		t.Fatalf("unknown plan: %v", err)
 	}
 }
+
+func TestRenderMergesNodeEnv(t *testing.T) {
+	h := newFSMHarness(t)
+	registerAddressedNodes(h)
+	step := protocol.StepSpec{Name: "s", Target: protocol.Selector{Nodes: []string{"10.0.0.1", "10.0.0.2", "10.0.0.3"}},
+		Action: protocol.Action{Kind: "shell", Command: "echo $HostIP",
+			Env: map[string]string{"HostIP": "none", "Cluster": "c-{{.Node}}", "Keep": "k"}},
+		NodeEnv: map[string]map[string]string{
+			"10.0.0.1": {"HostIP": "10.0.0.1", "Raw": "{{.Node}} {{output \"x\" \"y\"}}"},
+			"host-a2":  {"HostIP": "10.0.0.2"},
+		}}
+	h.must(SubmitPlan{PlanID: "p1", Now: 1, Spec: protocol.PlanSpec{Name: "p", Phases: []protocol.PhaseSpec{{Name: "a", Steps: []protocol.StepSpec{step}}}}})
+	p := h.plan("p1")
+	st := p.Phases[0].Steps[0]
+	for _, c := range []struct {
+		node string
+		want map[string]string
+	}{
+		// NodeEnv over Env, and NodeEnv values passed as they are.
+		{"a1", map[string]string{"HostIP": "10.0.0.1", "Cluster": "c-a1", "Keep": "k", "Raw": "{{.Node}} {{output \"x\" \"y\"}}"}},
+		{"a2", map[string]string{"HostIP": "10.0.0.2", "Cluster": "c-a2", "Keep": "k"}},
+		{"a3", map[string]string{"HostIP": "none", "Cluster": "c-a3", "Keep": "k"}},
+	} {
+		got, err := Render(p, *st.Runs[c.node], st.Spec.Action)
+		if err != nil {
+			t.Fatalf("%s: %v", c.node, err)
+		}
+		if !reflect.DeepEqual(got.Env, c.want) {
+			t.Errorf("%s: env %v, want %v", c.node, got.Env, c.want)
+		}
+	}
+	if st.Spec.Action.Env["HostIP"] != "none" || len(st.Spec.NodeEnv["a1"]) != 2 {
+		t.Fatal("Render changed the plan")
+	}
+
+	// A step without Env of its own still gets the node's.
+	step.Action.Env = nil
+	h.must(SubmitPlan{PlanID: "p2", Now: 2, Spec: protocol.PlanSpec{Name: "p", Phases: []protocol.PhaseSpec{{Name: "a", Steps: []protocol.StepSpec{step}}}}})
+	p2 := h.plan("p2")
+	got, err := Render(p2, *p2.Phases[0].Steps[0].Runs["a2"], p2.Phases[0].Steps[0].Spec.Action)
+	if err != nil || !reflect.DeepEqual(got.Env, map[string]string{"HostIP": "10.0.0.2"}) {
+		t.Fatalf("env %v, %v", got.Env, err)
+	}
+}

@@ -28,11 +28,12 @@ const maxRecord = 64 << 20
 type recordType uint8
 
 const (
-	_         recordType = iota
-	recHeader            // snapshotHeader, always first
-	recNode              // Node
-	recPlan              // Plan, in submit order
-	recEnd               // snapshotEnd, always last
+	_           recordType = iota
+	recHeader              // snapshotHeader, always first
+	recNode                // Node
+	recPlan                // Plan, in submit order
+	recEnd                 // snapshotEnd, always last
+	recRevision            // protocol.ClusterRevision, after the plans; only when one was applied
 )
 
 type snapshotHeader struct {
@@ -91,7 +92,8 @@ func (s *fsmSnapshot) Release() {}
 
 // WriteSnapshot writes s as a stream of typed records: a header with the
 // format version, one record per node (in ID order) and per plan (in
-// submit order), then an end record with the counts. Each record is a type
+// submit order), the applied cluster revision (when there is one), then an
+// end record with the counts. Each record is a type
 // byte, a big-endian uint32 length and that many bytes of JSON. The same
 // state always gives the same bytes.
 func WriteSnapshot(w io.Writer, s *State) error {
@@ -124,6 +126,11 @@ func WriteSnapshot(w io.Writer, s *State) error {
 	for _, p := range s.OrderedPlans() {
 		if err := put(recPlan, p); err != nil {
 			return fmt.Errorf("plan %s: %w", p.ID, err)
+		}
+	}
+	if s.Revision.Serial > 0 {
+		if err := put(recRevision, s.Revision); err != nil {
+			return fmt.Errorf("cluster revision %d: %w", s.Revision.Serial, err)
 		}
 	}
 	if err := put(recEnd, snapshotEnd{Nodes: len(s.Nodes), Plans: len(s.Order)}); err != nil {
@@ -200,6 +207,15 @@ func ReadSnapshot(r io.Reader) (*State, error) {
 			}
 			s.Plans[p.ID] = &p
 			s.Order = append(s.Order, p.ID)
+		case recRevision:
+			var rev protocol.ClusterRevision
+			if err := json.Unmarshal(body, &rev); err != nil {
+				return nil, fmt.Errorf("%w: cluster revision: %w", ErrSnapshot, err)
+			}
+			if rev.Serial == 0 || s.Revision.Serial != 0 {
+				return nil, fmt.Errorf("%w: cluster revision with serial %d (repeated, or 0)", ErrSnapshot, rev.Serial)
+			}
+			s.Revision = rev
 		case recEnd:
 			var e snapshotEnd
 			if err := json.Unmarshal(body, &e); err != nil {

@@ -33,7 +33,7 @@ func richState(t testing.TB) *fsmHarness {
 		{Name: "second", Steps: []protocol.StepSpec{{Name: "use", Target: protocol.Selector{Nodes: []string{"host-m1"}, Labels: map[string]string{"zone": "a"}},
 			Action: shellAction(`echo {{output "init" "token"}}`)}}},
 	}}
-	h.must(SubmitPlan{PlanID: "pending", Now: 10, Spec: two})
+	h.must(SubmitPlan{PlanID: "pending", Now: 10, Spec: two, Revision: testRevision("demo:2")})
 
 	h.must(SubmitPlan{PlanID: "running", Now: 11, Spec: two})
 	h.must(MarkDispatched{Now: 20, Entries: []DispatchEntry{{StepID: "running/0/0/n1", Attempt: 1, Term: 2},
@@ -43,7 +43,7 @@ func richState(t testing.TB) *fsmHarness {
 	h.must(RecordResults{Now: 30, Term: 2, Results: []protocol.StepResult{ok, mkResult("running/0/0/n2", 1, protocol.StateRunning),
 		{StepID: "running/0/0/n3", Node: "n3", Attempt: 1, State: protocol.StateFailed, ExitCode: 7, Error: "exit 7", Code: protocol.CodeInternal}}})
 
-	h.must(SubmitPlan{PlanID: "succeeded", Now: 12, Spec: protocol.PlanSpec{Name: "one", Phases: []protocol.PhaseSpec{
+	h.must(SubmitPlan{PlanID: "succeeded", Now: 12, Revision: testRevision("demo:1"), Spec: protocol.PlanSpec{Name: "one", Phases: []protocol.PhaseSpec{
 		{Name: "only", Steps: []protocol.StepSpec{mkStep("s", roleSel("master"))}}}}})
 	h.play("succeeded/0/0/m1", evMark(1, 40), evResult(1, protocol.StateSucceeded, 41))
 
@@ -83,6 +83,9 @@ func TestRichStateCoversEveryState(t *testing.T) {
 	}
 	if !outputs || !notBefore {
 		t.Errorf("outputs %v, backoff %v", outputs, notBefore)
+	}
+	if st.Revision.Serial == 0 || st.Plans["pending"].Revision == nil {
+		t.Errorf("no applied revision (%+v) or no plan revision", st.Revision)
 	}
 }
 
@@ -233,6 +236,9 @@ func TestReadSnapshotRejects(t *testing.T) {
 		{"plan with unsorted nodes", joinBytes(header, snapRecord(recPlan, `{"id":"p","state":"running","phases":[{"name":"a","steps":[{"nodes":["n2","n1"]}]}]}`), end0), "not sorted"},
 		{"plan in no state", joinBytes(header, snapRecord(recPlan, `{"id":"p","state":"odd"}`), end0), "state"},
 		{"plan with a bad ID", joinBytes(header, snapRecord(recPlan, `{"id":"a/b","state":"running"}`), end0), "invalid ID"},
+		{"revision with serial 0", joinBytes(header, snapRecord(recRevision, `{"serial":0}`), end0), "serial 0"},
+		{"revision twice", joinBytes(header, snapRecord(recRevision, `{"serial":1}`), snapRecord(recRevision, `{"serial":2}`), end0), "repeated"},
+		{"bad revision", joinBytes(header, snapRecord(recRevision, `[]`), end0), "cluster revision"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := ReadSnapshot(bytes.NewReader(c.in))

@@ -36,6 +36,9 @@ type State struct {
 	Nodes map[string]*Node `json:"nodes"`
 	Plans map[string]*Plan `json:"plans"`
 	Order []string         `json:"order"` // plan IDs in submit order
+	// Revision is the applied cluster revision: the one the latest plan
+	// that succeeded with a revision carried (Serial 0: none yet).
+	Revision protocol.ClusterRevision `json:"revision"`
 }
 
 // NewState returns an empty State.
@@ -57,6 +60,9 @@ type Plan struct {
 	Created int64   `json:"created"` // unix ms, stamped by the proposer
 	State   string  `json:"state"`   // PlanPending, PlanRunning, PlanSucceeded, PlanFailed
 	Phases  []Phase `json:"phases"`
+	// Revision, when set, becomes State.Revision when the plan succeeds
+	// (PlanSubmit.Revision, as submitted).
+	Revision *protocol.ClusterRevision `json:"revision,omitempty"`
 }
 
 // Phase is an ordered group of steps.
@@ -155,9 +161,10 @@ func (s *State) OrderedPlans() []*Plan {
 // Clone returns a deep copy of s.
 func (s *State) Clone() *State {
 	c := &State{
-		Nodes: make(map[string]*Node, len(s.Nodes)),
-		Plans: make(map[string]*Plan, len(s.Plans)),
-		Order: slices.Clone(s.Order),
+		Nodes:    make(map[string]*Node, len(s.Nodes)),
+		Plans:    make(map[string]*Plan, len(s.Plans)),
+		Order:    slices.Clone(s.Order),
+		Revision: s.Revision,
 	}
 	for id, n := range s.Nodes {
 		c.Nodes[id] = n.Clone()
@@ -173,7 +180,7 @@ func (s *State) Clone() *State {
 // out on a node. Finished plans pile up over a cluster's life; a dispatcher
 // round should not copy them all.
 func (s *State) CloneActive() *State {
-	c := &State{Nodes: make(map[string]*Node, len(s.Nodes)), Plans: map[string]*Plan{}}
+	c := &State{Nodes: make(map[string]*Node, len(s.Nodes)), Plans: map[string]*Plan{}, Revision: s.Revision}
 	for id, n := range s.Nodes {
 		c.Nodes[id] = n.Clone()
 	}
@@ -214,6 +221,10 @@ func cloneMember(m protocol.Member) protocol.Member {
 // Clone returns a deep copy of p.
 func (p *Plan) Clone() *Plan {
 	c := *p
+	if p.Revision != nil {
+		rev := *p.Revision
+		c.Revision = &rev
+	}
 	c.Phases = make([]Phase, len(p.Phases))
 	for i, ph := range p.Phases {
 		cp := ph
@@ -242,6 +253,13 @@ func cloneStepSpec(s protocol.StepSpec) protocol.StepSpec {
 	s.Target.Roles = slices.Clone(s.Target.Roles)
 	s.Target.Labels = maps.Clone(s.Target.Labels)
 	s.Action.Env = maps.Clone(s.Action.Env)
+	if s.NodeEnv != nil {
+		env := make(map[string]map[string]string, len(s.NodeEnv))
+		for k, v := range s.NodeEnv {
+			env[k] = maps.Clone(v)
+		}
+		s.NodeEnv = env
+	}
 	return s
 }
 
