@@ -262,9 +262,11 @@ func (ss *session) run() {
 	timer := time.NewTimer(s.cfg.AnnounceInterval)
 	defer timer.Stop()
 	var last announceSample
+	ended := false // the distribution is over for this node, not the swarm closed
 	for {
 		last = ss.announce(s.base, last, false)
 		if ss.finished() {
+			ended = true
 			break
 		}
 		next := s.cfg.AnnounceInterval
@@ -282,7 +284,7 @@ func (ss *session) run() {
 			break
 		}
 	}
-	ss.teardown()
+	ss.teardown(ended)
 }
 
 // finished decides, and marks under both locks, that the session ends.
@@ -308,8 +310,11 @@ func (ss *session) finished() bool {
 }
 
 // teardown stops serving, tells the tracker, closes files and forgets the
-// session.
-func (ss *session) teardown() {
+// session. ended says the distribution is over for this node (done, or
+// lingered unused): its partial blobs will never be finished, so
+// <data>/swarm/<id> goes too. When the swarm merely closes (the agent
+// stops) they stay, for a Fetch after the restart to resume.
+func (ss *session) teardown(ended bool) {
 	s := ss.sw
 	ss.mu.Lock()
 	ss.closing = true
@@ -318,6 +323,13 @@ func (ss *session) teardown() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	ss.announce(ctx, announceSample{}, true)
 	cancel()
+	if ended {
+		// Before the session is forgotten: a new session of the same
+		// distribution waits for gone, so it cannot reopen the files.
+		if err := os.RemoveAll(ss.dir); err != nil {
+			ss.log.Warn("remove the distribution's partial blobs", "dir", ss.dir, "err", err)
+		}
+	}
 	s.mu.Lock()
 	delete(s.sessions, ss.dist.ID)
 	s.mu.Unlock()

@@ -48,6 +48,12 @@ func newTracker() *tracker {
 // announce records a peer's report and picks its peers: up to trackerPeers
 // live ones, those sharing its zone or rack label first, in random order
 // otherwise. done says whether the distribution's plan has settled.
+//
+// Peers are not checked against the gossip members: an origin (the CLI
+// serving an image from its own store, listed in Distribution.Seeds) is
+// no node, and is handed out like any peer. Every announcer has the
+// cluster token already (the coordinators' NATS requires it), and a peer
+// that serves bad pieces is banned by the receivers' verification.
 func (t *tracker) announce(a *protocol.SwarmAnnounce, now time.Time, done bool) *protocol.SwarmPeers {
 	t.mu.Lock()
 	defer t.mu.Unlock()

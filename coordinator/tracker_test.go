@@ -84,3 +84,42 @@ func TestTrackerCopiesExpiryAndLeave(t *testing.T) {
 		t.Fatalf("a swarm nobody announced to for %s is still kept: %+v", swarmTTL, st)
 	}
 }
+
+// TestTrackerOriginSeed: an origin — a seed that is no node, such as the
+// CLI serving an image from its own store — is accepted and handed to the
+// receivers, never counts as a copy out, and once it leaves is handed to
+// no one while its last report stays visible.
+func TestTrackerOriginSeed(t *testing.T) {
+	tr := newTracker()
+	now := time.Unix(1000, 0)
+	origin := ann("d", "origin-laptop-4242", "", true)
+	origin.Peer.Seed = true
+	origin.Uploaded = 100
+	if got := tr.announce(origin, now, false); got.CopiesOut != 0 || len(got.Peers) != 0 {
+		t.Fatalf("origin alone: %+v, want no copies out and no peers", got)
+	}
+	got := tr.announce(ann("d", "n1", "", false), now, false)
+	if len(got.Peers) != 1 || got.Peers[0].ID != "origin-laptop-4242" || !got.Peers[0].Seed || got.Peers[0].Addr == "" {
+		t.Fatalf("receiver got %+v, want the origin as a seed with its address", got.Peers)
+	}
+	if got := tr.announce(ann("d", "n1", "", true), now, false); got.CopiesOut != 1 {
+		t.Fatalf("after n1 completed: %d copies out, want 1 (the origin does not count)", got.CopiesOut)
+	}
+	leave := *origin
+	leave.Leaving = true
+	tr.announce(&leave, now, false)
+	got = tr.announce(ann("d", "n2", "", false), now, false)
+	if len(got.Peers) != 1 || got.Peers[0].ID != "n1" {
+		t.Fatalf("after the origin left a receiver got %+v, want only n1", got.Peers)
+	}
+	st := tr.status("d", func(string) bool { return false })
+	var found bool
+	for _, p := range st.Distributions[0].Peers {
+		if p.Peer.ID == "origin-laptop-4242" {
+			found = p.Leaving && p.Uploaded == 100
+		}
+	}
+	if !found {
+		t.Fatalf("status lost the origin's last report: %+v", st)
+	}
+}

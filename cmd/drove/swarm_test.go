@@ -345,3 +345,72 @@ func TestSwarmSurvivesDeadReceivers(t *testing.T) {
 		}
 	}
 }
+
+// TestSwarmOriginDelivers: `drove distribute IMAGE` with no --seed-node
+// makes the CLI the origin: it serves the image from its own store (it is
+// no node) to 3 lab agents, every one of which gets it verified and
+// unpacked; the origin uploads about one copy, leaving once a node holds a
+// full copy and the nodes serve each other.
+func TestSwarmOriginDelivers(t *testing.T) {
+	const size = 24 << 20
+	f := newSwarmFixture(t, 2, size, "40MiB", nil, nil)
+	wait := f.distribute(t)
+	type result struct {
+		err error
+		out string
+	}
+	res := make(chan result, 1)
+	go func() {
+		err, out := wait()
+		res <- result{err, out}
+	}()
+	// The tracker keeps a peer's last announce for a while after it left:
+	// follow the origin's until the command has ended (it says it leaves
+	// at the latest when the command stops it), then once more.
+	var origin protocol.PeerProgress
+	var r result
+	for follow, ended := true, false; follow; {
+		follow = !ended
+		for id, p := range f.progress(t) {
+			if strings.HasPrefix(id, "origin-") {
+				origin = p
+			}
+		}
+		if !ended {
+			select {
+			case r = <-res:
+				ended = true
+			case <-time.After(100 * time.Millisecond): // polling interval
+			}
+		}
+	}
+	if r.err != nil {
+		t.Fatalf("distribute: %v\n%s", r.err, r.out)
+	}
+	t.Logf("distribute:\n%s", r.out)
+	for _, n := range []string{"m1", "n1", "n2"} {
+		f.checkDelivered(t, n)
+	}
+	plan := f.plan(t)
+	for _, s := range plan.Phases[0].Steps {
+		if strings.HasPrefix(s.Node, "origin-") {
+			t.Fatalf("the origin is a step of the plan: %+v", s)
+		}
+		if s.Outputs["downloaded"] == "" || outputInt(s, "downloaded") < size {
+			t.Errorf("%s downloaded %q bytes, want the image (%d)", s.Node, s.Outputs["downloaded"], size)
+		}
+	}
+	if origin.Peer.ID == "" || !origin.Peer.Seed {
+		t.Fatalf("the tracker never listed the origin as a seed: %+v", origin)
+	}
+	t.Logf("origin %s uploaded %d bytes = %.2f·S, leaving=%v", origin.Peer.ID, origin.Uploaded, float64(origin.Uploaded)/size, origin.Leaving)
+	if !origin.Leaving {
+		t.Errorf("the origin's last announce does not say it left: %+v", origin)
+	}
+	if origin.Uploaded < size || origin.Uploaded >= 2*size {
+		t.Errorf("origin uploaded %d bytes, want about one copy: S <= up < 2·S (S = %d)", origin.Uploaded, size)
+	}
+	if !strings.Contains(r.out, "origin "+origin.Peer.ID+" uploaded") {
+		t.Errorf("distribute did not report what the origin uploaded:\n%s", r.out)
+	}
+}

@@ -24,6 +24,7 @@ type distributeOptions struct {
 	SeedNodes []string
 	PieceSize int64
 	Timeout   time.Duration
+	Origin    originOptions // when no --seed-node: the CLI serves the image
 }
 
 func newDistributeCmd(g *Globals) *cobra.Command {
@@ -39,16 +40,27 @@ many nodes takes about as long as to one. Each node verifies every piece
 and every blob, keeps them in its store and unpacks the image into
 <data>/rootfs/<image digest>/.
 
-The origin is one or more --seed-node (nodes whose store already holds the
-image, e.g. after "drove load" there). Piece hashes are computed here from
-the local store and recorded with the plan; a seed's blobs must match
-them. Progress is shown per node while the plan runs.`,
-		Example: `  drove distribute my/cluster:v1 --seed-node n1
+The origin is this machine: it serves the image from its local store on a
+data endpoint of its own (at --origin-addr, by default its address on the
+connection to the coordinators) until one node holds a full copy, then
+leaves the nodes to serve each other; keep this command running until then.
+With --seed-node the origin is instead one or more nodes whose store already
+holds the image (e.g. after "drove load" there). Piece hashes are computed
+here from the local store and recorded with the plan; a seed's blobs must
+match them. Progress is shown per node (bytes, rate, connected peers) while
+the plan runs.`,
+		Example: `  drove distribute my/cluster:v1
+  drove distribute my/cluster:v1 --origin-addr 10.0.0.5:7960
   drove distribute my/cluster:v1 --roles node --seed-node m1`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(o.SeedNodes) == 0 {
-				return usageErrorf("name the origin with --seed-node NODE (a node whose store holds the image)")
+			if len(o.SeedNodes) > 0 && o.Origin.Addr != "" {
+				return usageErrorf("--origin-addr is for serving the image from here; with --seed-node the seeds serve it")
+			}
+			if o.Origin.Addr != "" {
+				if _, _, err := parseOriginAddr(o.Origin.Addr); err != nil {
+					return usageErrorf("%v", err)
+				}
 			}
 			if o.PieceSize != 0 && (o.PieceSize < protocol.TransferUnit || o.PieceSize%protocol.TransferUnit != 0) {
 				return usageErrorf("--piece-size must be a multiple of %d", protocol.TransferUnit)
@@ -60,7 +72,8 @@ them. Progress is shown per node while the plan runs.`,
 	f := cmd.Flags()
 	f.StringSliceVar(&o.Roles, "roles", nil, "deliver to nodes with any of these roles (default: every node)")
 	f.StringSliceVar(&o.Nodes, "nodes", nil, "deliver to these nodes (IDs or names)")
-	f.StringSliceVar(&o.SeedNodes, "seed-node", nil, "node(s) whose store holds the image and serve it first")
+	f.StringSliceVar(&o.SeedNodes, "seed-node", nil, "node(s) whose store holds the image and serve it first (default: this machine serves it)")
+	o.Origin.addFlags(f)
 	f.Int64Var(&o.PieceSize, "piece-size", 0, "bytes per hashed piece, a multiple of 1 MiB (default: 4 MiB, smaller for blobs under 256 MiB so each has 64 pieces)")
 	f.DurationVar(&o.Timeout, "step-timeout", time.Hour, "how long a node may take")
 	return cmd
@@ -135,6 +148,17 @@ func runDistribute(ctx context.Context, g *Globals, cf *clientFlags, o *distribu
 	if err != nil {
 		return err
 	}
+	receivers := len(targets) - len(o.SeedNodes)
+	if len(o.SeedNodes) == 0 {
+		if o.Origin.Token, err = cf.token(g); err != nil {
+			return err
+		}
+		_, stop, err := startOrigin(ctx, g, nc, dist, o.Origin)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	spec := DistributePlan(dist, targets, o.Timeout)
 	var sub protocol.PlanSubmitted
 	if err := cf.call(ctx, nc, &protocol.PlanSubmit{Plan: spec, PlanID: id}, &sub); err != nil {
@@ -145,12 +169,13 @@ func runDistribute(ctx context.Context, g *Globals, cf *clientFlags, o *distribu
 		total += b.Size
 	}
 	fmt.Fprintf(g.Err, "distributing %s (%s in %d blobs) to %d nodes from %s: plan %s\n",
-		image, progress.HumanBytes(total), len(dist.Blobs), len(targets)-len(o.SeedNodes), strings.Join(o.SeedNodes, ","), id)
-	detail, err := followDistribution(ctx, g, cf, nc, id, o.SeedNodes)
+		image, progress.HumanBytes(total), len(dist.Blobs), receivers, strings.Join(dist.Seeds, ","), id)
+	detail, seeds, err := followDistribution(ctx, g, cf, nc, id, dist.Seeds)
 	if err != nil {
 		return err
 	}
 	printDistributeResult(g, detail)
+	printSeedUploads(g, detail, seeds, total)
 	if detail.Summary.State != "succeeded" {
 		return &exitError{code: exitFailed, err: fmt.Errorf("distribution %s failed on %d of %d nodes", id, detail.Summary.Failed, detail.Summary.Steps)}
 	}
@@ -174,28 +199,12 @@ func DistributePlan(dist *protocol.Distribution, targets []string, timeout time.
 }
 
 // followDistribution shows each receiving node's progress until the plan
-// settles, and returns its detail.
-func followDistribution(ctx context.Context, g *Globals, cf *clientFlags, nc *nats.Conn, id string, seeds []string) (protocol.PlanDetail, error) {
-	rep := g.Progress()
-	bars := map[string]progress.Tracker{}
-	finished := map[string]bool{} // nodes whose bar is done
-	finish := func(detail *protocol.PlanDetail) {
-		for _, ph := range detail.Phases {
-			for _, s := range ph.Steps {
-				b := bars[s.Node]
-				if b == nil || !finalState(s.State) {
-					continue
-				}
-				var err error
-				if s.State != protocol.StateSucceeded {
-					err = fmt.Errorf("%s", s.State)
-				}
-				b.Done(err)
-				delete(bars, s.Node)
-				finished[s.Node] = true
-			}
-		}
-	}
+// settles, and returns its detail and the last announce of every seed the
+// tracker listed (the origin is no plan step: this is what it did).
+func followDistribution(ctx context.Context, g *Globals, cf *clientFlags, nc *nats.Conn, id string, seeds []string) (protocol.PlanDetail, map[string]protocol.PeerProgress, error) {
+	show := newDistProgress(g.Err, g.Quiet)
+	defer show.close()
+	seen := map[string]protocol.PeerProgress{}
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -203,36 +212,67 @@ func followDistribution(ctx context.Context, g *Globals, cf *clientFlags, nc *na
 		if err := cf.call(ctx, nc, &protocol.DistributionStatusRequest{Distribution: id}, &ds); err == nil {
 			for _, d := range ds.Distributions {
 				for _, p := range d.Peers {
-					if p.Peer.Seed || slices.Contains(seeds, p.Peer.ID) || finished[p.Peer.ID] {
+					if p.Peer.Seed || slices.Contains(seeds, p.Peer.ID) {
+						seen[p.Peer.ID] = p
 						continue
 					}
-					b := bars[p.Peer.ID]
-					if b == nil {
-						b = rep.Track(p.Peer.ID)
-						bars[p.Peer.ID] = b
-					}
-					b.Set(p.Have, p.Total)
+					show.update(p)
 				}
 			}
 		}
 		var detail protocol.PlanDetail
 		if err := cf.call(ctx, nc, &protocol.PlanGetRequest{PlanID: id}, &detail); err != nil {
-			return detail, err
+			return detail, seen, err
 		}
-		finish(&detail)
-		if detail.Settled() {
-			for n, b := range bars {
-				b.Done(nil)
-				delete(bars, n)
+		for _, ph := range detail.Phases {
+			for _, s := range ph.Steps {
+				if !finalState(s.State) {
+					continue
+				}
+				var err error
+				if s.State != protocol.StateSucceeded {
+					err = fmt.Errorf("%s", s.State)
+				}
+				show.finish(s.Node, err)
 			}
-			rep.Wait()
-			return detail, nil
+		}
+		if detail.Settled() {
+			return detail, seen, nil
 		}
 		select {
 		case <-ctx.Done():
-			return detail, ctx.Err()
+			return detail, seen, ctx.Err()
 		case <-tick.C:
 		}
+	}
+}
+
+// printSeedUploads tells what each seed that is no plan step (the origin)
+// uploaded, against the image size.
+func printSeedUploads(g *Globals, d protocol.PlanDetail, seeds map[string]protocol.PeerProgress, size int64) {
+	if size <= 0 {
+		return
+	}
+	steps := map[string]bool{}
+	for _, ph := range d.Phases {
+		for _, s := range ph.Steps {
+			steps[s.Node] = true
+		}
+	}
+	ids := make([]string, 0, len(seeds))
+	for id := range seeds {
+		if !steps[id] {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		p := seeds[id]
+		how := "served until the end"
+		if p.Leaving {
+			how = "left once a full copy was out"
+		}
+		fmt.Fprintf(g.Out, "origin %s uploaded %s (%.2f × the image), %s\n", id, progress.HumanBytes(p.Uploaded), float64(p.Uploaded)/float64(size), how)
 	}
 }
 
