@@ -142,6 +142,10 @@ machines through any OCI registry (push/pull) or an archive (save/load).`,
 		newRetryCmd(g),
 		newTokenCmd(g),
 		newLabCmd(g),
+		newRunCmd(g),
+		newApplyCmd(g),
+		newJoinCmd(g),
+		newDeleteCmd(g),
 	)
 	return root
 }
