@@ -167,7 +167,9 @@ func (k kubeadm) leave(b *builder, c *cluster, removed []Host, rest *cluster) er
 }
 
 // reset is sealer's remote clean: kubeadm reset, Kubernetes files, the
-// API server hosts entry; every command may fail.
+// API server hosts entry; every command may fail. The binaries the
+// image's init scripts installed are its scripts/clean.sh's to remove:
+// drove does not delete /usr/bin/kubectl from a host that had its own.
 func (k kubeadm) reset(c *cluster, hosts []Host) []protocol.StepSpec {
 	cri := c.cri(k.defaultCRI())
 	sock := ""
@@ -183,7 +185,6 @@ func (k kubeadm) reset(c *cluster, hosts []Host) []protocol.StepSpec {
 		"systemctl stop kubelet 2>/dev/null || true",
 		"systemctl disable kubelet 2>/dev/null || true",
 		"rm -rf "+kubeadmConfigDir+" /etc/cni/net.d /var/lib/etcd /root/.kube /etc/systemd/system/kubelet.service /etc/systemd/system/kubelet.service.d || true",
-		"rm -f /usr/bin/kubeadm /usr/bin/kubelet /usr/bin/kubectl /usr/bin/crictl || true",
 		"systemctl daemon-reload 2>/dev/null || true",
 		"drove_hosts "+hostsTagAPIServer+" || true")
 	return []protocol.StepSpec{

@@ -73,9 +73,10 @@ func printOutput(name, expr string) string {
 // hostPort joins an address and port (brackets for IPv6).
 func hostPort(ip, port string) string { return net.JoinHostPort(ip, port) }
 
-// pathPrelude lets shell steps in a rootfs find the image's binaries
-// after the host's own.
-const pathPrelude = `export PATH="$PATH:$ROOTFS/bin"` + "\n"
+// pathPrelude puts the image's binaries first on shell steps' PATH: the
+// cluster image fixes the versions (its kubectl matches its kubeadm), and
+// a different kubectl the host happens to have must not answer for it.
+const pathPrelude = `export PATH="$ROOTFS/bin:$PATH"` + "\n"
 
 // hostsFn defines drove_hosts TAG [LINE...]: it replaces the /etc/hosts
 // lines drove wrote under TAG with LINEs. It rewrites the file in place
