@@ -6,7 +6,7 @@ FUZZTIME  ?= 10s
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS   := -s -w -X github.com/drove-project/drove/internal/version.Version=$(VERSION)
 
-.PHONY: build test unit fuzz demo bench lint clean
+.PHONY: build test unit fuzz demo demo-images bench lint clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/drove
@@ -36,12 +36,19 @@ fuzz:
 	  done; \
 	done
 
+# The main job: a local lab of agents (network namespaces, root) gets a
+# real 3-member etcd cluster from a cluster image, peer-to-peer.
 demo: build
+	./examples/etcd-demo.sh $(BIN)
+
+# Cluster images: build, cache, save/load, push/pull, distribute.
+demo-images: build
 	./examples/demo.sh $(BIN)
 
 bench: build
 	$(BIN) bench build
 	$(BIN) bench steps
+	$(BIN) bench swarm --netns --nodes 16
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
