@@ -53,6 +53,11 @@ type Desired struct {
 	// UpgradeBatch is how many workers Upgrade drains at a time; 0 means
 	// a tenth of the workers (at least one).
 	UpgradeBatch int
+	// Rollback makes Upgrade go back to the image the cluster ran before
+	// its last upgrade (drove rollback): the Kubernetes version may go
+	// back one minor release, and the rollback hooks run instead of the
+	// upgrade ones.
+	Rollback bool
 }
 
 // Host is one machine of the cluster.

@@ -31,7 +31,7 @@ const (
 	ptPostUninstall point = "post-uninstall"
 	ptUpgradeHost   point = "upgrade-host"
 	ptUpgrade       point = "upgrade"
-	ptRollback      point = "rollback" // accepted; no operation here runs it
+	ptRollback      point = "rollback" // Upgrade with Desired.Rollback, instead of the upgrade points
 )
 
 // phaseInfo is what a phase name in a Plugin document means.
@@ -70,7 +70,7 @@ var phases = map[string]phaseInfo{
 // kubePoints are the points where the runtime's Kubernetes API is up, so
 // LABEL, TAINT and CLUSTERCHECK plugins can run.
 var kubePoints = []point{ptPostInitHost, ptPostInstall, ptPreGuest, ptPreScaleUp, ptPreJoin,
-	ptPostScaleUp, ptPostJoin, ptPreUninstall, ptPreCleanHost, ptUpgradeHost, ptUpgrade}
+	ptPostScaleUp, ptPostJoin, ptPreUninstall, ptPreCleanHost, ptUpgradeHost, ptUpgrade, ptRollback}
 
 // Hook types.
 const (

@@ -213,6 +213,9 @@ func upgradeVersions(old, new *cluster) (kubeVersion, error) {
 		return to, fmt.Errorf("%w: upgrade: KubeVersion: %w", ErrInvalid, err)
 	}
 	if from, err := parseKubeVersion(old.d.KubeVersion); err == nil {
+		if new.d.Rollback && to.less(from) {
+			return to, fmt.Errorf("%w: rollback from %s to %s: %s cannot go back a Kubernetes version", ErrInvalid, from, to, new.d.Runtime)
+		}
 		if err := checkUpgrade(from, to); err != nil {
 			return to, err
 		}

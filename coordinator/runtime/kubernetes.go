@@ -202,25 +202,59 @@ func (k kubeadm) upgrade(b *builder, old, new *cluster) error {
 		return fmt.Errorf("%w: upgrade: KubeVersion: %w", ErrInvalid, err)
 	}
 	if from, err := parseKubeVersion(old.d.KubeVersion); err == nil {
-		if err := checkUpgrade(from, to); err != nil {
+		check := checkUpgrade
+		if new.d.Rollback {
+			check = checkRollback
+		}
+		if err := check(from, to); err != nil {
 			return err
 		}
+	}
+	apply := "kubeadm upgrade apply " + quote(to.String()) + " --yes"
+	if new.d.Rollback {
+		// kubeadm refuses a version at or below the cluster's unless
+		// forced; it keeps the newer etcd.
+		apply += " --force"
 	}
 	rolling(b, new, k, to, func(name string, hosts []Host, first bool) protocol.StepSpec {
 		up := "kubeadm upgrade node"
 		if first {
-			up = "kubeadm upgrade apply " + quote(to.String()) + " --yes"
+			up = apply
 		}
-		cmd := script("set -e", pathPrelude,
+		cmd := script("set -e", hostBinFn,
+			// Where the host has its tools, found before the image's bin
+			// comes first on PATH: an upgrade replaces those.
+			"kubeadm_bin=$(drove_hostbin kubeadm)",
+			"kubelet_bin=$(drove_hostbin kubelet)",
+			"kubectl_bin=$(drove_hostbin kubectl)",
+			pathPrelude,
 			`if [ ! -f bin/kubeadm ]; then echo "the image has no bin/kubeadm" >&2; exit 1; fi`,
-			"install -m 0755 bin/kubeadm /usr/bin/kubeadm",
+			`install -m 0755 bin/kubeadm "$kubeadm_bin"`,
 			up,
-			`for b in kubelet kubectl; do if [ -f "bin/$b" ]; then install -m 0755 "bin/$b" "/usr/bin/$b"; fi; done`,
-			"systemctl daemon-reload",
-			"systemctl restart kubelet")
+			`if [ -f bin/kubelet ]; then install -m 0755 bin/kubelet "$kubelet_bin"; fi`,
+			`if [ -f bin/kubectl ]; then install -m 0755 bin/kubectl "$kubectl_bin"; fi`,
+			"if [ -d /run/systemd/system ]; then",
+			"	systemctl daemon-reload",
+			"	systemctl restart kubelet",
+			"else",
+			`	echo "no systemd on this host: restart the kubelet yourself"`,
+			"fi")
 		st := idem(new.rootfsStep(name, cmd, hosts), timeoutInit)
 		st.Retry.Attempts = 2
 		return st
 	})
 	return nil
 }
+
+// hostBinFn defines drove_hostbin NAME: the path of the host's own NAME
+// (on PATH, outside the image's rootfs), else /usr/bin/NAME.
+const hostBinFn = `drove_hostbin() {
+	p=$(command -v "$1" 2>/dev/null) || p=
+	case "$p" in
+	"$ROOTFS"/*) p= ;;
+	/*) ;;
+	*) p= ;;
+	esac
+	printf '%s\n' "${p:-/usr/bin/$1}"
+}
+`

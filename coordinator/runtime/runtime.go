@@ -23,7 +23,8 @@ type Runtime interface {
 	// Delete takes the whole cluster down, best effort: every host is
 	// reset whether or not the install got far.
 	Delete(d Desired) (protocol.PlanSpec, error)
-	// Upgrade moves the cluster from old to new (same hosts, a new image).
+	// Upgrade moves the cluster from old to new (same hosts, a new image);
+	// with new.Rollback, back to the image it ran before.
 	Upgrade(old, new Desired) (protocol.PlanSpec, error)
 }
 
@@ -254,7 +255,8 @@ func (l lifecycle) Delete(d Desired) (protocol.PlanSpec, error) {
 }
 
 // Upgrade: deliver and render the new image everywhere, the runtime's
-// rolling upgrade, then the upgrade hooks.
+// rolling upgrade, then the upgrade hooks (the rollback hooks for a
+// rollback).
 func (l lifecycle) Upgrade(old, new Desired) (protocol.PlanSpec, error) {
 	oc, err := newCluster(&old, l.f.needsMaster())
 	if err != nil {
@@ -271,11 +273,19 @@ func (l lifecycle) Upgrade(old, new Desired) (protocol.PlanSpec, error) {
 		return protocol.PlanSpec{}, fmt.Errorf("%w: upgrade cannot add, remove or reorder hosts or change roles: scale first", ErrInvalid)
 	}
 	api, all := l.f.api(), c.all
-	b := newBuilder("upgrade " + old.Image + " to " + new.Image)
+	verb := "upgrade "
+	if new.Rollback {
+		verb = "rollback "
+	}
+	b := newBuilder(verb + old.Image + " to " + new.Image)
 	b.phase("distribute", 0, c.distributeStep(all))
 	b.phase("render", 0, c.renderStep(all))
 	if err := l.f.upgrade(b, oc, c); err != nil {
 		return protocol.PlanSpec{}, err
+	}
+	if new.Rollback {
+		b.phase("rollback", 1, c.hookSteps(b, hooks, ptRollback, all, api)...)
+		return b.done()
 	}
 	b.phase("upgrade-host", 1, c.hookSteps(b, hooks, ptUpgradeHost, all, api)...)
 	b.phase("upgrade", 1, c.hookSteps(b, hooks, ptUpgrade, all, api)...)

@@ -82,3 +82,15 @@ func checkUpgrade(from, to kubeVersion) error {
 	}
 	return nil
 }
+
+// checkRollback refuses what kubeadm cannot go back to: a newer version
+// (that is an upgrade), or one more than a minor release back.
+func checkRollback(from, to kubeVersion) error {
+	if from.less(to) {
+		return fmt.Errorf("%w: rollback from %s to %s goes forward: that is an upgrade", ErrInvalid, from, to)
+	}
+	if to.major != from.major || to.minor+1 < from.minor {
+		return fmt.Errorf("%w: rollback from %s to %s goes back more than one minor release: kubeadm cannot", ErrInvalid, from, to)
+	}
+	return nil
+}

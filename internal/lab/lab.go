@@ -1,8 +1,9 @@
 // Package lab runs a cluster of drove agents as separate processes on this
 // machine: each on its own loopback address (127.0.0.x) with its own data
 // directory, or, as root, each in its own network namespace (netns.go) so
-// links can be cut and capped. `drove lab` and the multi-node tests use it
-// alike.
+// links can be cut and capped, next to bare hosts that run nothing until
+// something installs an agent there (bare.go). `drove lab` and the
+// multi-node tests use it alike.
 package lab
 
 import (
@@ -57,6 +58,11 @@ type Options struct {
 	// Uplink caps every node's link at this tc rate ("100mbit"); netns
 	// mode only.
 	Uplink string
+	// Bare adds hosts "h1".."hN" after the agents: a namespace, link and
+	// address each, with their own copies of Private and of the paths an
+	// agent install writes, but nothing running (bare.go). Netns mode
+	// only.
+	Bare int
 }
 
 // Node is one agent process of the lab.
@@ -75,6 +81,10 @@ type Node struct {
 	Veth  string `json:"veth,omitempty"`
 	// Private are the paths this node has its own copy of (Options.Private).
 	Private []string `json:"private,omitempty"`
+	// Bare marks a host with no agent of the lab's (Options.Bare): PID,
+	// Args and Env are empty, and Log is where an agent pushed there
+	// with sshpush's defaults would log.
+	Bare bool `json:"bare,omitempty"`
 }
 
 // Lab is a running (or described) lab; its state lives in Dir/lab.json.
@@ -105,7 +115,13 @@ func Up(o Options) (*Lab, error) {
 	if o.FirstIP == 0 {
 		o.FirstIP = 11
 	}
-	if o.FirstIP+o.Masters+o.Nodes > 254 {
+	if o.Bare < 0 {
+		return nil, errors.New("a negative number of bare hosts")
+	}
+	if o.Bare > 0 && !o.NetNS {
+		return nil, fmt.Errorf("bare hosts need netns mode: %w", ErrNotNetNS)
+	}
+	if o.FirstIP+o.Masters+o.Nodes+o.Bare > 254 {
 		return nil, errors.New("too many nodes for one /24 (127.0.0.x, or 10.213.k.x in netns mode)")
 	}
 	if len(o.Private) > 0 && !o.NetNS {
@@ -180,12 +196,20 @@ func Up(o Options) (*Lab, error) {
 		n.Private = slices.Clone(o.Private)
 		l.Nodes = append(l.Nodes, n)
 	}
+	for i := range o.Bare {
+		n := newBare(dir, i+1, addr(o.Masters+o.Nodes+i), o.Private)
+		n.NetNS, n.Veth = l.Net.Namespace(n.Name), l.Net.veth(n.Name)
+		l.Nodes = append(l.Nodes, n)
+	}
 	if l.Net != nil {
 		if err := l.upNetwork(); err != nil {
 			return nil, err
 		}
 	}
 	for _, n := range l.Nodes {
+		if n.Bare {
+			continue
+		}
 		if err := l.start(n); err != nil {
 			l.Down()
 			return nil, err
@@ -262,15 +286,11 @@ func (l *Lab) start(n *Node) error {
 	if n.NetNS != "" {
 		// ip netns exec execs the agent (through unshare and sh, which
 		// exec too): the PID is the agent's.
-		argv := append([]string{l.Binary}, n.Args...)
-		if len(n.Private) > 0 {
-			wrap, err := n.privateMounts()
-			if err != nil {
-				return fmt.Errorf("start %s: %w", n.Name, err)
-			}
-			argv = append(wrap, argv...)
+		argv, err := n.inNamespaces(append([]string{l.Binary}, n.Args...))
+		if err != nil {
+			return fmt.Errorf("start %s: %w", n.Name, err)
 		}
-		cmd = exec.Command("ip", append([]string{"netns", "exec", n.NetNS}, argv...)...)
+		cmd = exec.Command(argv[0], argv[1:]...)
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if len(n.Env) > 0 {
@@ -308,6 +328,9 @@ func (l *Lab) Kill(name string) error {
 	n, err := l.Node(name)
 	if err != nil {
 		return err
+	}
+	if n.Bare {
+		return fmt.Errorf("kill %s: %w", name, ErrBare)
 	}
 	if !n.alive() {
 		return fmt.Errorf("%s is not running", name)
@@ -355,6 +378,9 @@ func (l *Lab) Start(name string) error {
 	if err != nil {
 		return err
 	}
+	if n.Bare {
+		return fmt.Errorf("start %s: %w", name, ErrBare)
+	}
 	if n.alive() {
 		return fmt.Errorf("%s is already running", name)
 	}
@@ -365,8 +391,9 @@ func (l *Lab) Start(name string) error {
 }
 
 // Down stops exactly the processes the lab started (by PID), removes the
-// namespaces, links and bridge it created (netns mode), and removes its
-// state file. Node directories stay for inspection. Calling it again, or
+// namespaces, links and bridge it created (netns mode), killing whatever
+// still runs in them (on bare hosts: the sshd and the agents it
+// installed), and removes its state file. Node directories stay for inspection. Calling it again, or
 // after the processes died, is fine; if the network cannot be removed the
 // state file stays, so `drove lab down` can try again.
 func (l *Lab) Down() error {

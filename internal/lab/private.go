@@ -21,7 +21,7 @@ func (n *Node) privateMounts() ([]string, error) {
 	var script strings.Builder
 	script.WriteString("set -e\n")
 	for _, p := range n.Private {
-		src := filepath.Join(n.DataDir, "private", strings.TrimPrefix(p, "/"))
+		src := n.PrivatePath(p)
 		st, err := os.Stat(p)
 		isFile := err == nil && !st.IsDir()
 		switch {
