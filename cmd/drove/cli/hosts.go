@@ -129,9 +129,17 @@ func ensureAgents(ctx context.Context, g *Globals, cf *clientFlags, nc *nats.Con
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("install the agent (nothing was submitted): %w", err)
+		return nil, fmt.Errorf("install the agent (nothing was submitted): %w%s", err, pushHint(err))
 	}
 	return waitMembers(ctx, g, cf, nc, ips, o.Wait)
+}
+
+// pushHint says what to do about a refused SSH login, once for all hosts.
+func pushHint(err error) string {
+	if errors.Is(err, sshpush.ErrAuthRejected) {
+		return "\ngive credentials those hosts accept (-u, -p, --pk, --pk-passwd, or ssh in the Clusterfile; a key must be in the user's authorized_keys), or start a drove agent there"
+	}
+	return ""
 }
 
 // sshTargets are the SSH logins to the hosts at ips: each host's own
