@@ -13,6 +13,14 @@ import (
 // than one YAML document.
 var ErrMultipleDocuments = errors.New("overlay holds more than one YAML document")
 
+// ErrBadOverlay: a MergeDocuments overlay document would change which
+// documents it merges into (see checkOverlayIdentity).
+var ErrBadOverlay = errors.New("bad overlay document")
+
+// ErrNotMapping: a MergeDocuments overlay document is a list or a scalar,
+// not a mapping of keys to change.
+var ErrNotMapping = errors.New("an overlay document must be a mapping")
+
 // ErrTooLarge is returned when aliases in a YAML input expand past the limit
 // (aliasAllowance): a "billion laughs" document is refused, not expanded.
 var ErrTooLarge = errors.New("YAML aliases expand past the size limit")
@@ -51,11 +59,43 @@ func MergeDocuments(base []byte, overlays ...[]byte) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("parse overlay %d YAML: %w", i+1, err)
 		}
-		for _, od := range odocs {
-			docs = mergeDocument(docs, od)
+		for j, od := range odocs {
+			// A list or a scalar says no keys to change: merged into
+			// every base document it would replace them all, and one
+			// appended before it would be replaced too (merging the
+			// same overlay twice then differs from once).
+			if od.Kind != yaml.MappingNode {
+				return nil, fmt.Errorf("overlay %d, document %d (line %d): not a mapping: %w", i+1, j+1, od.Line, ErrNotMapping)
+			}
+			if err := checkOverlayIdentity(od); err != nil {
+				return nil, fmt.Errorf("overlay %d, document %d: %w", i+1, j+1, err)
+			}
+		}
+		// Documents that name an apiVersion or kind first (merged into
+		// their matches, or appended), then those that name neither
+		// (merged into every document, the appended ones too): in this
+		// order merging the same overlay again changes nothing.
+		for _, generic := range []bool{false, true} {
+			for _, od := range odocs {
+				if id := identify(od); (id.apiVersion == "" && id.kind == "") == generic {
+					docs = mergeDocument(docs, od)
+				}
+			}
 		}
 	}
 	return encodeDocuments(docs)
+}
+
+// checkOverlayIdentity refuses an overlay document with an apiVersion or
+// kind that is empty or not a string: it would match no document, yet
+// merged into one it would change which documents later merges match.
+func checkOverlayIdentity(od *yaml.Node) error {
+	for _, key := range []string{"apiVersion", "kind"} {
+		if v := valueAt(od, key); v != nil && (v.Kind != yaml.ScalarNode || isNull(v) || v.Value == "") {
+			return fmt.Errorf("line %d: %s must be a non-empty string: %w", v.Line, key, ErrBadOverlay)
+		}
+	}
+	return nil
 }
 
 // MergeYAML deep-merges one overlay document into every document of base,
@@ -306,16 +346,16 @@ func expand(n *yaml.Node, budget *int, depth int) (*yaml.Node, error) {
 }
 
 // checkKeys refuses a mapping that repeats a scalar key: YAML forbids it,
-// and which of the two a merge should change is anyone's guess.
+// and which of the two a merge should change is anyone's guess. It also
+// refuses a key that is itself a list or a map (YAML's complex keys): no
+// config file uses them, and a merge cannot tell whether two are the same
+// key (merging one twice added it twice).
 func checkKeys(m *yaml.Node) error {
-	if len(m.Content) < 4 {
-		return nil
-	}
 	seen := make(map[string]int, len(m.Content)/2)
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		k := m.Content[i]
 		if k.Kind != yaml.ScalarNode {
-			continue
+			return fmt.Errorf("line %d: a mapping key that is a list or a map is not supported", k.Line)
 		}
 		if line, dup := seen[k.Value]; dup {
 			return fmt.Errorf("line %d: mapping key %q already defined at line %d", k.Line, k.Value, line)
