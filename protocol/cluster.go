@@ -16,6 +16,11 @@ type ClusterRevision struct {
 	Runtime     string `json:"runtime,omitempty"`     // kubernetes, k3s, k0s, plain
 	PlanID      string `json:"planID,omitempty"`      // the plan that applied it
 	Applied     int64  `json:"applied,omitempty"`     // unix ms, when that plan succeeded
+	// PreviousImage and PreviousImageDigest are the image the cluster ran
+	// before the upgrade that made this revision (drove rollback goes back
+	// to it); empty when no upgrade made it.
+	PreviousImage       string `json:"previousImage,omitempty"`
+	PreviousImageDigest string `json:"previousImageDigest,omitempty"`
 }
 
 func (*ClusterRevision) Type() MessageType { return TypeClusterRevision }

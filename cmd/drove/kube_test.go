@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/drove-project/drove/internal/lab"
 )
@@ -46,6 +48,13 @@ func newKubeFixture(t *testing.T, nodes int) *kubeFixture {
 		f.ips = append(f.ips, n.Addr)
 	}
 	drove(t, f.cliDir, "build", "-t", "kube-standin:1", "testdata/kube-standin")
+	// Every agent must have joined: apply would take a host that has not
+	// yet for one without an agent (and try SSH).
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := f.l.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
 	return f
 }
 

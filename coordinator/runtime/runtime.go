@@ -294,7 +294,7 @@ func (l lifecycle) Upgrade(old, new Desired) (protocol.PlanSpec, error) {
 
 // rolling upgrades the nodes one group at a time: every master alone
 // (master0 first), then the workers in batches. Around each group, Kubernetes
-// nodes are drained and uncordoned from master0. upgradeStep builds the
+// nodes are drained, and uncordoned once Ready again, from master0. upgradeStep builds the
 // step that upgrades hosts (first: the group is master0).
 func rolling(b *builder, c *cluster, f flavor, kv kubeVersion, upgradeStep func(name string, hosts []Host, first bool) protocol.StepSpec) {
 	batch := c.d.UpgradeBatch
@@ -343,13 +343,18 @@ func (c *cluster) drainStep(name string, nodes []Host, api *kubeAPI, kv kubeVers
 	return c.kubeStep(name, script(lines...), api, timeoutScripts)
 }
 
-// uncordonStep makes nodes schedulable again, from master0.
+// uncordonStep is the health gate after a group: from master0 it waits
+// until each node is Ready again (so the API answers too), then makes it
+// schedulable; the next group starts after.
 func (c *cluster) uncordonStep(name string, nodes []Host, api *kubeAPI) protocol.StepSpec {
 	lines := []string{"set -e", kubectlFns(api.kubectl)}
 	for _, h := range nodes {
-		lines = append(lines, "drove_kubectl uncordon \"$(drove_node "+quote(h.IP)+")\"")
+		lines = append(lines,
+			"n=$(drove_node "+quote(h.IP)+")",
+			`drove_kubectl wait --for=condition=Ready --timeout=300s "node/$n"`,
+			`drove_kubectl uncordon "$n"`)
 	}
-	return c.kubeStep(name, script(lines...), api, timeoutMedium)
+	return c.kubeStep(name, script(lines...), api, timeoutInit)
 }
 
 // deleteNodesStep deletes the Node objects of hosts from the running

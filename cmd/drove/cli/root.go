@@ -146,6 +146,9 @@ machines through any OCI registry (push/pull) or an archive (save/load).`,
 		newApplyCmd(g),
 		newJoinCmd(g),
 		newDeleteCmd(g),
+		newUpgradeCmd(g),
+		newRollbackCmd(g),
+		newCertCmd(g),
 	)
 	return root
 }
