@@ -79,6 +79,7 @@ const (
 	hookLabel        = "LABEL"
 	hookTaint        = "TAINT"
 	hookClusterCheck = "CLUSTERCHECK"
+	hookEtcd         = "ETCD"
 )
 
 // hookAt is one hook at one point, checked and with its hosts resolved.
@@ -113,13 +114,11 @@ func (c *cluster) resolveHooks(kube bool) (hookSet, error) {
 		}
 		typ := strings.ToUpper(strings.TrimSpace(h.Type))
 		switch typ {
-		case hookShell, hookHostname, hookLabel, hookTaint, hookClusterCheck:
+		case hookShell, hookHostname, hookLabel, hookTaint, hookClusterCheck, hookEtcd:
 		case "":
 			return nil, hookErr(h, "spec.type", "is empty: want SHELL")
-		case "ETCD":
-			return nil, hookErr(h, "spec.type", "ETCD plugins (manual etcd backup) are not supported")
 		default:
-			return nil, hookErr(h, "spec.type", "unknown type %q: want SHELL, HOSTNAME, LABEL, TAINT or CLUSTERCHECK", h.Type)
+			return nil, hookErr(h, "spec.type", "unknown type %q: want SHELL, HOSTNAME, LABEL, TAINT, CLUSTERCHECK or ETCD", h.Type)
 		}
 		if typ != hookShell && typ != hookHostname && !kube {
 			return nil, hookErr(h, "spec.type", "%s needs a Kubernetes runtime", typ)
@@ -167,6 +166,13 @@ func (c *cluster) resolveHook(h Hook, typ string, info phaseInfo) (hookAt, error
 			return at, hookErr(h, onField(info), "%v", err)
 		}
 	case hookClusterCheck:
+		at.targets = []Host{c.master0}
+	case hookEtcd:
+		// sealer's "on" of an ETCD plugin is where the snapshot goes: a
+		// file on master0 (sealer wrote it on the machine it ran on).
+		if p := strings.TrimSpace(h.On); p == "" || !strings.HasPrefix(p, "/") {
+			return at, hookErr(h, "spec.on", "%q: want the absolute path of the snapshot file on the first master", h.On)
+		}
 		at.targets = []Host{c.master0}
 	case hookHostname:
 		at.changes, err = parseHostnameData(h.Data)
@@ -484,9 +490,43 @@ func (c *cluster) hookSteps(b *builder, set hookSet, pt point, opHosts []Host, a
 				api, timeoutScripts)
 			st.Retry = noRetry
 			steps = append(steps, st)
+		case hookEtcd:
+			if api == nil {
+				continue
+			}
+			st := c.kubeStep(name, etcdSnapshotScript(api.kubectl), api, timeoutScripts)
+			if st.Action.Env == nil {
+				st.Action.Env = map[string]string{}
+			}
+			st.Action.Env["DROVE_ETCD_SNAPSHOT"] = literal(strings.TrimSpace(h.On))
+			steps = append(steps, st)
 		}
 	}
 	return steps
+}
+
+// etcdSnapshotScript saves an etcd v3 snapshot of a kubeadm cluster to
+// $DROVE_ETCD_SNAPSHOT on master0 (sealer's ETCD plugin): with the host's
+// etcdctl if it has one, else with the etcdctl inside the etcd static pod,
+// writing into its data directory (a host path) and moving the file out.
+// The file appears whole or not at all.
+func etcdSnapshotScript(kubectl string) string {
+	return script("set -e", kubectlFns(kubectl),
+		`dest=$DROVE_ETCD_SNAPSHOT`,
+		`mkdir -p "$(dirname "$dest")"`,
+		`pki=/etc/kubernetes/pki/etcd`,
+		`tls="--endpoints=https://127.0.0.1:2379 --cacert=$pki/ca.crt --cert=$pki/healthcheck-client.crt --key=$pki/healthcheck-client.key"`,
+		`tmp="$dest.drove-tmp"`,
+		`if command -v etcdctl >/dev/null 2>&1; then`,
+		`	ETCDCTL_API=3 etcdctl $tls snapshot save "$tmp"`,
+		`else`,
+		`	pod=$(drove_kubectl -n kube-system get pods -l component=etcd -o jsonpath='{.items[0].metadata.name}')`,
+		`	[ -n "$pod" ] || { echo "no etcd pod in kube-system and no etcdctl on this host" >&2; exit 1; }`,
+		`	drove_kubectl -n kube-system exec "$pod" -- env ETCDCTL_API=3 etcdctl $tls snapshot save /var/lib/etcd/drove-snapshot.db`,
+		`	mv -f /var/lib/etcd/drove-snapshot.db "$tmp"`,
+		`fi`,
+		`mv -f "$tmp" "$dest"`,
+		`echo "etcd snapshot saved to $dest"`)
 }
 
 // stepToken makes a name usable inside a step name.

@@ -131,10 +131,17 @@ func TestGen1PluginTypes(t *testing.T) {
 		{Name: "labels", Type: "LABEL", Phase: "PreGuest", Data: w0 + " ssd=true,zone=a"},
 		{Name: "taints", Type: "TAINT", Phase: "PostInstall", Data: w0 + "-" + w1 + " dedicated=db:NoExecute\n" + m0 + " node-role.kubernetes.io/master:NoSchedule-"},
 		{Name: "check", Type: "CLUSTERCHECK", Phase: "PreGuest"},
+		{Name: "backup", Type: "ETCD", Phase: "PostInstall", On: "/var/backups/etcd.db"},
 	}
 	p := install(t, d)
 
-	ph, st := findStep(t, p, "pre-init-host-names")
+	ph, st := findStep(t, p, "post-install-backup")
+	if ph.Name != "post-install" || !slices.Equal(st.Target.Nodes, []string{m0}) ||
+		st.Action.Env["DROVE_ETCD_SNAPSHOT"] != "/var/backups/etcd.db" || !strings.Contains(st.Action.Command, "snapshot save") {
+		t.Errorf("ETCD: %s %+v", ph.Name, st)
+	}
+
+	ph, st = findStep(t, p, "pre-init-host-names")
 	if ph.Name != "pre-init-host" || !slices.Equal(st.Target.Nodes, []string{w0, w1}) ||
 		st.NodeEnv[w0]["DROVE_HOSTNAME"] != "worker-a" || st.NodeEnv[w1]["DROVE_HOSTNAME"] != "worker-b" ||
 		!strings.Contains(st.Action.Command, `hostnamectl set-hostname "$DROVE_HOSTNAME"`) {

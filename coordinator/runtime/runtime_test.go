@@ -311,7 +311,8 @@ func TestValidationErrors(t *testing.T) {
 			d.Hooks = []Hook{{Name: "h", Type: "SHELL", Phase: "PreFlight", Data: "x", Source: "Clusterfile:40"}}
 		}, `Clusterfile:40: plugin "h": spec.action: unknown phase "PreFlight"`},
 		{"hook unknown type", func(d *Desired) { d.Hooks = []Hook{{Name: "h", Type: "GO", Phase: "PreInit", Data: "x"}} }, `spec.type: unknown type "GO"`},
-		{"hook etcd", func(d *Desired) { d.Hooks = []Hook{{Name: "h", Type: "ETCD", Phase: "PreInit"}} }, "ETCD plugins"},
+		{"hook etcd before the cluster", func(d *Desired) { d.Hooks = []Hook{{Name: "h", Type: "ETCD", Phase: "PreInit", On: "/backup/e.db"}} }, "ETCD plugins need a running cluster"},
+		{"hook etcd relative path", func(d *Desired) { d.Hooks = []Hook{{Name: "h", Type: "ETCD", Phase: "PostInstall", On: "e.db"}} }, `spec.on: "e.db": want the absolute path`},
 		{"hook no data", func(d *Desired) { d.Hooks = []Hook{{Name: "h", Type: "SHELL", Phase: "PreInit"}} }, "spec.data: is empty"},
 		{"hook no name", func(d *Desired) { d.Hooks = []Hook{{Type: "SHELL", Phase: "PreInit", Data: "x"}} }, "metadata.name"},
 		{"label before the cluster", func(d *Desired) {
