@@ -286,10 +286,14 @@ func stepErr(s protocol.NodeStepStatus) error {
 func phaseLine(ph protocol.PhaseStatus) string {
 	var first, last int64
 	nodes := map[string]bool{}
-	failed := 0
+	failed, skipped := 0, 0
 	for _, s := range ph.Steps {
 		nodes[s.Node] = true
-		if s.State != protocol.StateSucceeded {
+		switch s.State {
+		case protocol.StateSucceeded:
+		case protocol.StateSkipped:
+			skipped++
+		default:
 			failed++
 		}
 		if s.DispatchedAt > 0 && (first == 0 || s.DispatchedAt < first) {
@@ -301,9 +305,16 @@ func phaseLine(ph protocol.PhaseStatus) string {
 	if first > 0 && last >= first {
 		took = " in " + (time.Duration(last-first) * time.Millisecond).String()
 	}
-	state := "done"
+	var parts []string
 	if failed > 0 {
-		state = fmt.Sprintf("%d of %d failed", failed, len(ph.Steps))
+		parts = append(parts, fmt.Sprintf("%d of %d failed", failed, len(ph.Steps)))
+	}
+	if skipped > 0 {
+		parts = append(parts, fmt.Sprintf("%d skipped", skipped))
+	}
+	state := "done"
+	if len(parts) > 0 {
+		state = strings.Join(parts, ", ")
 	}
 	return fmt.Sprintf("phase %s: %s (%s on %s%s)", ph.Name, state, plural(len(ph.Steps), "step"), plural(len(nodes), "node"), took)
 }
@@ -323,7 +334,10 @@ func planFailure(d protocol.PlanDetail, names map[string]string) error {
 			if ip := names[s.Node]; ip != "" && ip != s.Node {
 				node += " (" + ip + ")"
 			}
-			msg := fmt.Sprintf("plan %s: phase %s, step %s on %s: %s (exit %d)", d.Summary.ID, ph.Name, s.Step, node, s.State, s.ExitCode)
+			msg := fmt.Sprintf("plan %s: phase %s, step %s on %s: %s", d.Summary.ID, ph.Name, s.Step, node, s.State)
+			if s.State == protocol.StateFailed {
+				msg += fmt.Sprintf(" (exit %d)", s.ExitCode) // an interrupted step has none
+			}
 			if s.Error != "" {
 				msg += ": " + s.Error
 			}
