@@ -94,16 +94,21 @@ func TestRunPushesAgentsOverSSH(t *testing.T) {
 	drove(t, cli, "build", "-t", "ssh-plain:1", imgCtx)
 
 	knownHosts := filepath.Join(t.TempDir(), "known_hosts")
-	runWith := func(key string) (string, error) {
-		return droveRun(t, 5*time.Minute, cli, "run", "ssh-plain:1",
-			"--masters", m1.Addr, "--nodes", strings.Join(hostIPs, ","), "--pk", key,
-			"--known-hosts", knownHosts, "--agent-wait", "90s",
+	// sealer's one line takes a password: root's on both hosts (in their
+	// own /etc/shadow) is rootPassword.
+	for _, h := range hosts {
+		setRootPassword(t, h.node, rootPassword)
+	}
+	runWith := func(cred ...string) (string, error) {
+		args := append([]string{"run", "ssh-plain:1", "--masters", m1.Addr, "--nodes", strings.Join(hostIPs, ",")}, cred...)
+		args = append(args, "--known-hosts", knownHosts, "--agent-wait", "90s",
 			"--server", strings.Join(l.Servers(), ","), "--token-file", filepath.Join(l.Dir, "token"))
+		return droveRun(t, 5*time.Minute, cli, args...)
 	}
 	nc := connect(t, l)
 
 	t.Run("wrong key submits nothing", func(t *testing.T) {
-		out, err := runWith(strangerFile)
+		out, err := runWith("--pk", strangerFile)
 		if err == nil {
 			t.Fatalf("drove run with a key the hosts refuse succeeded:\n%s", out)
 		}
@@ -145,7 +150,7 @@ func TestRunPushesAgentsOverSSH(t *testing.T) {
 	}
 	first := map[string]pushed{}
 	installed := t.Run("install", func(t *testing.T) {
-		out, err := runWith(goodFile)
+		out, err := runWith("-p", rootPassword)
 		if err != nil {
 			t.Fatalf("drove run: %v\n%s", err, out)
 		}
@@ -213,7 +218,7 @@ func TestRunPushesAgentsOverSSH(t *testing.T) {
 	}
 
 	t.Run("second run pushes nothing", func(t *testing.T) {
-		out, err := runWith(goodFile)
+		out, err := runWith("-p", rootPassword)
 		if err != nil {
 			t.Fatalf("second drove run: %v\n%s", err, out)
 		}
@@ -277,7 +282,7 @@ func startBareSSHD(t *testing.T, l *lab.Lab, name, authorized string) bareHost {
 		"StrictModes no",
 		"PermitRootLogin yes",
 		"PubkeyAuthentication yes",
-		"PasswordAuthentication no",
+		"PasswordAuthentication yes",
 		"KbdInteractiveAuthentication no",
 		"UseDNS no",
 		"MaxStartups 100",
@@ -430,6 +435,39 @@ func writeTestFile(t *testing.T, path string, data []byte, mode os.FileMode) {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(path, data, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// rootPassword is root's password on the bare hosts of the SSH test.
+const rootPassword = "drove-test-pw"
+
+// setRootPassword gives root password pw in bare host n's own /etc/shadow
+// (this machine's is untouched).
+func setRootPassword(t *testing.T, n *lab.Node, pw string) {
+	t.Helper()
+	out, err := exec.Command("openssl", "passwd", "-6", pw).Output()
+	if err != nil {
+		t.Skipf("password login needs openssl passwd: %v", err)
+	}
+	hash := strings.TrimSpace(string(out))
+	path := n.PrivatePath("/etc/shadow")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(b), "\n")
+	found := false
+	for i, line := range lines {
+		if f := strings.Split(line, ":"); len(f) > 2 && f[0] == "root" {
+			f[1] = hash
+			lines[i], found = strings.Join(f, ":"), true
+		}
+	}
+	if !found {
+		t.Fatalf("%s: no root entry", path)
+	}
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")), 0o640); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -29,13 +29,14 @@ import (
 var ErrBare = errors.New("a bare host runs no agent of the lab's")
 
 // barePrivate are the paths every bare host has its own copy of: the
-// directories sshpush installs the agent's binary and data into, and
+// directories sshpush installs the agent's binary and data into, its
+// /etc/shadow (a test may give root a password there), and
 // /run/systemd where this machine runs systemd. Hiding it makes an
 // install start the agent as a detached process inside the host's
 // namespaces; with it, the agent would become a unit of this machine's
 // systemd, outside them.
 func barePrivate() []string {
-	ps := []string{sshpush.DefaultDataDir, path.Dir(sshpush.DefaultRemoteBinary)}
+	ps := []string{sshpush.DefaultDataDir, path.Dir(sshpush.DefaultRemoteBinary), "/etc/shadow"}
 	if st, err := os.Stat("/run/systemd/system"); err == nil && st.IsDir() {
 		ps = append(ps, "/run/systemd")
 	}

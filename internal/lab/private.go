@@ -57,10 +57,15 @@ func copyIfAbsent(hostPath, dst string) error {
 	if err != nil {
 		return fmt.Errorf("private copy of %s: %w", hostPath, err)
 	}
+	st, err := os.Stat(hostPath)
+	if err != nil {
+		return fmt.Errorf("private copy of %s: %w", hostPath, err)
+	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return fmt.Errorf("private copy of %s: %w", hostPath, err)
 	}
-	if err := os.WriteFile(dst, b, 0o644); err != nil {
+	// Same mode: a copy of /etc/shadow stays unreadable to others.
+	if err := os.WriteFile(dst, b, st.Mode().Perm()); err != nil {
 		return fmt.Errorf("private copy of %s: %w", hostPath, err)
 	}
 	return nil
