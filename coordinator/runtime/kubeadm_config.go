@@ -1,10 +1,7 @@
 package runtime
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 
@@ -66,7 +63,7 @@ func buildKubeadmConfig(c *cluster, cri string) (kubeadmSetup, error) {
 		for _, d := range docs {
 			convertKubeadmDoc(d, apiVersion)
 		}
-		if normalized[i], err = encodeYAML(docs); err != nil {
+		if normalized[i], err = render.EncodeDocuments(docs); err != nil {
 			return s, fmt.Errorf("kubeadm config %s: %w", inputName(i), err)
 		}
 	}
@@ -117,7 +114,7 @@ func buildKubeadmConfig(c *cluster, cri string) (kubeadmSetup, error) {
 			setScalar(net, "serviceSubnet", svc)
 		}
 	}
-	if s.config, err = encodeYAML(docs); err != nil {
+	if s.config, err = render.EncodeDocuments(docs); err != nil {
 		return s, fmt.Errorf("kubeadm config: %w", err)
 	}
 	return s, nil
@@ -223,45 +220,18 @@ func convertKubeadmDoc(d *yaml.Node, apiVersion string) {
 }
 
 // decodeYAML reads every non-empty document of data (the documents'
-// content nodes).
+// content nodes, aliases expanded); each must be a mapping.
 func decodeYAML(data []byte) ([]*yaml.Node, error) {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var docs []*yaml.Node
-	for {
-		var doc yaml.Node
-		err := dec.Decode(&doc)
-		if errors.Is(err, io.EOF) {
-			return docs, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("document %d: %w", len(docs)+1, err)
-		}
-		if len(doc.Content) == 0 || doc.Content[0].Tag == "!!null" {
-			continue
-		}
-		if doc.Content[0].Kind != yaml.MappingNode {
-			return nil, fmt.Errorf("document %d (line %d): want a mapping", len(docs)+1, doc.Content[0].Line)
-		}
-		docs = append(docs, doc.Content[0])
+	docs, err := render.ParseDocuments(data)
+	if err != nil {
+		return nil, err
 	}
-}
-
-func encodeYAML(docs []*yaml.Node) ([]byte, error) {
-	if len(docs) == 0 {
-		return nil, nil
-	}
-	var buf bytes.Buffer
-	enc := yaml.NewEncoder(&buf)
-	enc.SetIndent(2)
 	for i, d := range docs {
-		if err := enc.Encode(d); err != nil {
-			return nil, fmt.Errorf("encode document %d: %w", i+1, err)
+		if d.Kind != yaml.MappingNode {
+			return nil, fmt.Errorf("document %d (line %d): want a mapping", i+1, d.Line)
 		}
 	}
-	if err := enc.Close(); err != nil {
-		return nil, fmt.Errorf("encode: %w", err)
-	}
-	return buf.Bytes(), nil
+	return docs, nil
 }
 
 // findOrAdd is the first kubeadm document of kind, or a new one appended.

@@ -54,7 +54,7 @@ func ValidateConfig(cfg protocol.ConfigFile) error {
 			return fmt.Errorf("%w: toSecret: %w", ErrBadConfig, err)
 		}
 	} else if cfg.Strategy == StrategyMerge {
-		if _, err := parseDocuments(data); err != nil {
+		if _, err := ParseDocuments(data); err != nil {
 			return fmt.Errorf("%w: spec.data for strategy merge: %w", ErrBadConfig, err)
 		}
 	}
@@ -216,11 +216,11 @@ func configure(cfg protocol.ConfigFile, name string, cur *pendingFile) (*pending
 			return nil, fmt.Errorf("%w: %s: %w", ErrBadConfig, name, err)
 		}
 	case strategy == StrategyMerge && cur == nil:
-		if _, err := parseDocuments(data); err != nil {
+		if _, err := ParseDocuments(data); err != nil {
 			return nil, fmt.Errorf("%w: spec.data for strategy merge: %w", ErrBadConfig, err)
 		}
 	case strategy == StrategyMerge:
-		if _, err := parseDocuments(cur.data); err != nil {
+		if _, err := ParseDocuments(cur.data); err != nil {
 			return nil, fmt.Errorf("%w: strategy merge: existing file %s: %w", ErrBadConfig, name, err)
 		}
 		if out.data, err = MergeDocuments(cur.data, data); err != nil {

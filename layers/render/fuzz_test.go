@@ -24,7 +24,7 @@ func FuzzMergeDocuments(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if _, err := parseDocuments(out); err != nil {
+		if _, err := ParseDocuments(out); err != nil {
 			t.Fatalf("result does not parse: %v\n%s", err, out)
 		}
 		again, err := MergeDocuments(base, overlay)
@@ -48,11 +48,11 @@ func FuzzMergeDocuments(f *testing.F) {
 // sameYAML compares the documents of a and b as values (formatting and
 // comments aside).
 func sameYAML(t *testing.T, a, b []byte) bool {
-	da, err := parseDocuments(a)
+	da, err := ParseDocuments(a)
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := parseDocuments(b)
+	db, err := ParseDocuments(b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +139,7 @@ func FuzzApplyConfigs(f *testing.F) {
 // renamesAll reports whether an overlay has a document with neither
 // apiVersion nor kind that sets metadata.name or metadata.namespace.
 func renamesAll(t *testing.T, overlay []byte) bool {
-	docs, err := parseDocuments(overlay)
+	docs, err := ParseDocuments(overlay)
 	if err != nil {
 		t.Fatalf("overlay that merged does not parse: %v", err)
 	}

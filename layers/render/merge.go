@@ -50,12 +50,12 @@ const aliasAllowance = 1 << 16
 // same inputs give the same bytes. Empty documents are dropped; no
 // documents at all give empty output.
 func MergeDocuments(base []byte, overlays ...[]byte) ([]byte, error) {
-	docs, err := parseDocuments(base)
+	docs, err := ParseDocuments(base)
 	if err != nil {
 		return nil, fmt.Errorf("parse base YAML: %w", err)
 	}
 	for i, o := range overlays {
-		odocs, err := parseDocuments(o)
+		odocs, err := ParseDocuments(o)
 		if err != nil {
 			return nil, fmt.Errorf("parse overlay %d YAML: %w", i+1, err)
 		}
@@ -83,7 +83,7 @@ func MergeDocuments(base []byte, overlays ...[]byte) ([]byte, error) {
 			}
 		}
 	}
-	return encodeDocuments(docs)
+	return EncodeDocuments(docs)
 }
 
 // checkOverlayIdentity refuses an overlay document with an apiVersion or
@@ -105,11 +105,11 @@ func checkOverlayIdentity(od *yaml.Node) error {
 // leaves base as it is (re-encoded). An empty base gives the overlay.
 // Merge rules are those of MergeDocuments.
 func MergeYAML(base, overlay []byte) ([]byte, error) {
-	docs, err := parseDocuments(base)
+	docs, err := ParseDocuments(base)
 	if err != nil {
 		return nil, fmt.Errorf("parse base YAML: %w", err)
 	}
-	odocs, err := parseDocuments(overlay)
+	odocs, err := ParseDocuments(overlay)
 	if err != nil {
 		return nil, fmt.Errorf("parse overlay YAML: %w", err)
 	}
@@ -123,13 +123,14 @@ func MergeYAML(base, overlay []byte) ([]byte, error) {
 			docs[i] = mergeNode(docs[i], copyNode(odocs[0]))
 		}
 	}
-	return encodeDocuments(docs)
+	return EncodeDocuments(docs)
 }
 
-// parseDocuments decodes every non-empty document of data. Each returned
+// ParseDocuments decodes every non-empty document of data. Each returned
 // node is a document's content (not the DocumentNode), with aliases
-// expanded and anchors dropped.
-func parseDocuments(data []byte) ([]*yaml.Node, error) {
+// expanded (within a budget: an alias bomb is refused with ErrTooLarge)
+// and anchors dropped.
+func ParseDocuments(data []byte) ([]*yaml.Node, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	budget := len(data) + aliasAllowance
 	var docs []*yaml.Node
@@ -159,9 +160,9 @@ func parseDocuments(data []byte) ([]*yaml.Node, error) {
 	}
 }
 
-// encodeDocuments writes docs as a multi-document YAML stream with
-// two-space indentation.
-func encodeDocuments(docs []*yaml.Node) ([]byte, error) {
+// EncodeDocuments writes docs as a multi-document YAML stream with
+// two-space indentation (empty for no documents).
+func EncodeDocuments(docs []*yaml.Node) ([]byte, error) {
 	if len(docs) == 0 {
 		return []byte{}, nil
 	}
@@ -365,7 +366,7 @@ func checkKeys(m *yaml.Node) error {
 	return nil
 }
 
-// copyNode deep-copies a tree that holds no aliases (as parseDocuments
+// copyNode deep-copies a tree that holds no aliases (as ParseDocuments
 // returns them).
 func copyNode(n *yaml.Node) *yaml.Node {
 	c := *n

@@ -87,12 +87,12 @@ func mapValues(data []byte, f func(key string, v *yaml.Node) (string, error)) ([
 		}
 		m.Content[i+1] = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s, LineComment: m.Content[i+1].LineComment}
 	}
-	return encodeDocuments([]*yaml.Node{m})
+	return EncodeDocuments([]*yaml.Node{m})
 }
 
 // dataMapping parses data as one YAML document holding a mapping.
 func dataMapping(data []byte) (*yaml.Node, error) {
-	docs, err := parseDocuments(data)
+	docs, err := ParseDocuments(data)
 	if err != nil {
 		return nil, fmt.Errorf("spec.data: %w", err)
 	}
@@ -121,7 +121,7 @@ func describe(docs []*yaml.Node) string {
 // wholeToJSON is the first YAML document of data as JSON ("null" for
 // none).
 func wholeToJSON(data []byte) ([]byte, error) {
-	docs, err := parseDocuments(data)
+	docs, err := ParseDocuments(data)
 	if err != nil {
 		return nil, fmt.Errorf("spec.data: %w", err)
 	}
@@ -207,7 +207,7 @@ func patchSecret(file, values []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("toSecret: %w", err)
 	}
-	docs, err := parseDocuments(file)
+	docs, err := ParseDocuments(file)
 	if err != nil {
 		return nil, fmt.Errorf("toSecret: parse existing file: %w", err)
 	}
@@ -244,5 +244,5 @@ func patchSecret(file, values []byte) ([]byte, error) {
 	if !found {
 		return nil, fmt.Errorf("toSecret: the file holds no document of kind Secret")
 	}
-	return encodeDocuments(docs)
+	return EncodeDocuments(docs)
 }
