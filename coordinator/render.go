@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"text/template"
-	"text/template/parse"
 
 	"github.com/drove-project/drove/protocol"
 )
@@ -140,7 +139,7 @@ func checkTemplates(a protocol.Action, earlier map[string]bool) error {
 				continue
 			}
 			var bad error
-			walkOutputCalls(tt.Tree.Root, func(step string) {
+			protocol.OutputCalls(tt.Tree.Root, func(step, _ string) {
 				if bad == nil && !earlier[step] {
 					bad = fmt.Errorf("%w: %s: output of step %q, which does not run before this one", ErrTemplate, field, step)
 				}
@@ -159,53 +158,3 @@ func checkTemplates(a protocol.Action, earlier map[string]bool) error {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
-
-// walkOutputCalls calls fn with the step name of every call of output
-// whose first argument is a string literal.
-func walkOutputCalls(n parse.Node, fn func(step string)) {
-	switch n := n.(type) {
-	case *parse.ListNode:
-		if n == nil {
-			return
-		}
-		for _, c := range n.Nodes {
-			walkOutputCalls(c, fn)
-		}
-	case *parse.ActionNode:
-		walkOutputCalls(n.Pipe, fn)
-	case *parse.IfNode:
-		walkBranch(&n.BranchNode, fn)
-	case *parse.RangeNode:
-		walkBranch(&n.BranchNode, fn)
-	case *parse.WithNode:
-		walkBranch(&n.BranchNode, fn)
-	case *parse.TemplateNode:
-		walkOutputCalls(n.Pipe, fn)
-	case *parse.PipeNode:
-		if n == nil {
-			return
-		}
-		for _, c := range n.Cmds {
-			walkOutputCalls(c, fn)
-		}
-	case *parse.CommandNode:
-		if len(n.Args) >= 2 {
-			if id, ok := n.Args[0].(*parse.IdentifierNode); ok && id.Ident == "output" {
-				if s, ok := n.Args[1].(*parse.StringNode); ok {
-					fn(s.Text)
-				}
-			}
-		}
-		for _, a := range n.Args {
-			walkOutputCalls(a, fn)
-		}
-	case *parse.ChainNode:
-		walkOutputCalls(n.Node, fn)
-	}
-}
-
-func walkBranch(b *parse.BranchNode, fn func(step string)) {
-	walkOutputCalls(b.Pipe, fn)
-	walkOutputCalls(b.List, fn)
-	walkOutputCalls(b.ElseList, fn)
-}

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"text/template"
-	"text/template/parse"
 
 	"github.com/drove-project/drove/protocol"
 )
@@ -122,7 +121,11 @@ func templateRefs(a protocol.Action) ([]outputRef, error) {
 		}
 		for _, tt := range t.Templates() {
 			if tt.Tree != nil {
-				walkRefs(tt.Tree.Root, &refs)
+				protocol.OutputCalls(tt.Tree.Root, func(step, name string) {
+					if name != "" {
+						refs = append(refs, outputRef{step, name})
+					}
+				})
 			}
 		}
 		data := struct{ Node, PlanID, StepID string }{}
@@ -136,51 +139,3 @@ func templateRefs(a protocol.Action) ([]outputRef, error) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
-
-// walkRefs collects the output calls whose arguments are literals.
-func walkRefs(n parse.Node, refs *[]outputRef) {
-	switch n := n.(type) {
-	case *parse.ListNode:
-		if n != nil {
-			for _, c := range n.Nodes {
-				walkRefs(c, refs)
-			}
-		}
-	case *parse.ActionNode:
-		walkRefs(n.Pipe, refs)
-	case *parse.IfNode:
-		walkBranchRefs(&n.BranchNode, refs)
-	case *parse.RangeNode:
-		walkBranchRefs(&n.BranchNode, refs)
-	case *parse.WithNode:
-		walkBranchRefs(&n.BranchNode, refs)
-	case *parse.TemplateNode:
-		walkRefs(n.Pipe, refs)
-	case *parse.PipeNode:
-		if n != nil {
-			for _, c := range n.Cmds {
-				walkRefs(c, refs)
-			}
-		}
-	case *parse.CommandNode:
-		if len(n.Args) >= 3 {
-			id, isID := n.Args[0].(*parse.IdentifierNode)
-			step, isStep := n.Args[1].(*parse.StringNode)
-			name, isName := n.Args[2].(*parse.StringNode)
-			if isID && id.Ident == "output" && isStep && isName {
-				*refs = append(*refs, outputRef{step.Text, name.Text})
-			}
-		}
-		for _, a := range n.Args {
-			walkRefs(a, refs)
-		}
-	case *parse.ChainNode:
-		walkRefs(n.Node, refs)
-	}
-}
-
-func walkBranchRefs(b *parse.BranchNode, refs *[]outputRef) {
-	walkRefs(b.Pipe, refs)
-	walkRefs(b.List, refs)
-	walkRefs(b.ElseList, refs)
-}
