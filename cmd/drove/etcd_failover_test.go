@@ -41,22 +41,9 @@ const gateEnv = "DROVE_TEST_GATES"
 // The held hook was sent by the dead leader; the new leader sends it again
 // and the host's journal answers with the one run.
 func TestEtcdInstallSurvivesLeaderKill(t *testing.T) {
-	needEtcd(t)
-	cli := t.TempDir()
-	ctxDir := filepath.Join(t.TempDir(), "context")
-	run(t, exec.Command("bash", filepath.Join(etcdExample, "prepare.sh"), ctxDir))
-	drove(t, cli, "build", "-t", "etcd-cluster:v1", ctxDir)
-
-	l := startNetLab(t, 3, 0)
-	wctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := l.WaitReady(wctx); err != nil {
-		t.Fatal(err)
-	}
-	var ips []string
+	cli, l, ips := etcdLab(t)
 	node := map[string]*lab.Node{} // by address
 	for _, n := range l.Nodes {
-		ips = append(ips, n.Addr)
 		node[n.Addr] = n
 	}
 	etcdData := t.TempDir()

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drove-project/drove/internal/lab"
 	"github.com/drove-project/drove/layers/clusterfile"
 	"github.com/drove-project/drove/layers/render"
 	"github.com/drove-project/drove/protocol"
@@ -260,22 +261,7 @@ func TestEtcdScripts(t *testing.T) {
 // member 3. A second identical apply runs nothing; drove delete stops and
 // removes every member.
 func TestEtcdClusterInstall(t *testing.T) {
-	needEtcd(t)
-	cli := t.TempDir()
-	ctxDir := filepath.Join(t.TempDir(), "context")
-	run(t, exec.Command("bash", filepath.Join(etcdExample, "prepare.sh"), ctxDir))
-	drove(t, cli, "build", "-t", "etcd-cluster:v1", ctxDir)
-
-	l := startNetLab(t, 3, 0)
-	wctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := l.WaitReady(wctx); err != nil {
-		t.Fatal(err)
-	}
-	var ips []string
-	for _, n := range l.Nodes {
-		ips = append(ips, n.Addr)
-	}
+	cli, l, ips := etcdLab(t)
 	// Members keep data and logs here; they are stopped before it goes.
 	etcdData := t.TempDir()
 	t.Cleanup(func() { stopEtcdMembers(t, etcdData) })
@@ -559,4 +545,26 @@ func copyTree(t *testing.T, src, dst string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// etcdLab builds the etcd example image into a new CLI data directory and
+// starts a 3-node netns lab (every node a master), ready. It skips the
+// test without root or etcd.
+func etcdLab(t *testing.T) (cli string, l *lab.Lab, ips []string) {
+	t.Helper()
+	needEtcd(t)
+	cli = t.TempDir()
+	ctxDir := filepath.Join(t.TempDir(), "context")
+	run(t, exec.Command("bash", filepath.Join(etcdExample, "prepare.sh"), ctxDir))
+	drove(t, cli, "build", "-t", "etcd-cluster:v1", ctxDir)
+	l = startNetLab(t, 3, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := l.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range l.Nodes {
+		ips = append(ips, n.Addr)
+	}
+	return cli, l, ips
 }
