@@ -219,54 +219,62 @@ func (r *clusterReader) hosts(v *yaml.Node, p string) {
 	}
 }
 
-// ips reads a list of addresses and ranges.
-func (r *clusterReader) ips(v *yaml.Node, p string) []string {
+// eachString reads the list of strings at p, calling each with every
+// item, its node and field path, in order; each returns false to stop.
+// It reports false when v is not a list, an item is not a string (both
+// reported), or each stopped.
+func (r *clusterReader) eachString(v *yaml.Node, p string, each func(s string, it *yaml.Node, field string) bool) bool {
 	items, ok := r.list(v, p)
 	if !ok {
-		return nil
+		return false
 	}
-	var out []string
 	for i, it := range items {
 		s, ok := r.str(it, index(p, i))
-		if !ok {
-			return nil
+		if !ok || !each(s, it, index(p, i)) {
+			return false
 		}
+	}
+	return true
+}
+
+// ips reads a list of addresses and ranges.
+func (r *clusterReader) ips(v *yaml.Node, p string) []string {
+	var out []string
+	ok := r.eachString(v, p, func(s string, it *yaml.Node, field string) bool {
 		ips, msg := parseHostList(s, MaxHosts-len(r.refs))
 		if msg != "" {
 			sentinel := ErrInvalid
 			if strings.HasPrefix(msg, "more than") {
 				sentinel = ErrTooLarge
 			}
-			r.errorf(sentinel, r.line(it), index(p, i), "%s", msg)
-			return nil
+			r.errorf(sentinel, r.line(it), field, "%s", msg)
+			return false
 		}
 		for _, ip := range ips {
-			r.refs = append(r.refs, ipRef{ip: ip, line: r.line(it), field: index(p, i)})
+			r.refs = append(r.refs, ipRef{ip: ip, line: r.line(it), field: field})
 		}
 		out = append(out, ips...)
+		return true
+	})
+	if !ok {
+		return nil
 	}
 	return out
 }
 
 func (r *clusterReader) roles(v *yaml.Node, p string) []string {
-	items, ok := r.list(v, p)
-	if !ok {
-		return nil
-	}
 	var out []string
-	for i, it := range items {
-		s, ok := r.str(it, index(p, i))
-		if !ok {
-			return nil
-		}
+	ok := r.eachString(v, p, func(s string, it *yaml.Node, field string) bool {
 		s = strings.TrimSpace(s)
 		if !isName(s) {
-			r.errorf(ErrInvalid, r.line(it), index(p, i), "%q is not a role name", s)
-			continue
-		}
-		if !slices.Contains(out, s) {
+			r.errorf(ErrInvalid, r.line(it), field, "%q is not a role name", s)
+		} else if !slices.Contains(out, s) {
 			out = append(out, s)
 		}
+		return true
+	})
+	if !ok {
+		return nil
 	}
 	return out
 }
@@ -292,21 +300,17 @@ func (r *clusterReader) labels(v *yaml.Node, p string) map[string]string {
 }
 
 func (r *clusterReader) taints(v *yaml.Node, p string) []string {
-	items, ok := r.list(v, p)
+	var out []string
+	ok := r.eachString(v, p, func(s string, it *yaml.Node, field string) bool {
+		if _, err := ParseTaint(s); err != nil {
+			r.errorf(ErrInvalid, r.line(it), field, "%s", err.(*Error).Msg)
+		} else {
+			out = append(out, strings.TrimSpace(s))
+		}
+		return true
+	})
 	if !ok {
 		return nil
-	}
-	var out []string
-	for i, it := range items {
-		s, ok := r.str(it, index(p, i))
-		if !ok {
-			return nil
-		}
-		if _, err := ParseTaint(s); err != nil {
-			r.errorf(ErrInvalid, r.line(it), index(p, i), "%s", err.(*Error).Msg)
-			continue
-		}
-		out = append(out, strings.TrimSpace(s))
 	}
 	return out
 }
@@ -357,22 +361,14 @@ func (r *clusterReader) hostAliases(v *yaml.Node, p string) {
 			},
 			"hostnames": func(v *yaml.Node, p string) {
 				namesGiven = true
-				items, ok := r.list(v, p)
-				if !ok {
-					return
-				}
-				for j, it := range items {
-					n, ok := r.str(it, index(p, j))
-					if !ok {
-						return
-					}
+				namesOK = r.eachString(v, p, func(n string, it *yaml.Node, field string) bool {
 					if !isHostname(n) {
-						r.errorf(ErrInvalid, r.line(it), index(p, j), "%q is not a host name", n)
-						return
+						r.errorf(ErrInvalid, r.line(it), field, "%q is not a host name", n)
+						return false
 					}
 					a.Hostnames = append(a.Hostnames, n)
-				}
-				namesOK = true
+					return true
+				})
 			},
 		})
 		if !ok {
@@ -472,22 +468,17 @@ func (r *clusterReader) port(dst *int) handler {
 
 // ipList reads a list of single addresses.
 func (r *clusterReader) ipList(v *yaml.Node, p string) []string {
-	items, ok := r.list(v, p)
+	var out []string
+	ok := r.eachString(v, p, func(s string, it *yaml.Node, field string) bool {
+		if ip, msg := parseIP(strings.TrimSpace(s)); msg != "" {
+			r.errorf(ErrInvalid, r.line(it), field, "%s", msg)
+		} else {
+			out = append(out, ip.String())
+		}
+		return true
+	})
 	if !ok {
 		return nil
-	}
-	var out []string
-	for i, it := range items {
-		s, ok := r.str(it, index(p, i))
-		if !ok {
-			return nil
-		}
-		ip, msg := parseIP(strings.TrimSpace(s))
-		if msg != "" {
-			r.errorf(ErrInvalid, r.line(it), index(p, i), "%s", msg)
-			continue
-		}
-		out = append(out, ip.String())
 	}
 	return out
 }
