@@ -171,6 +171,9 @@ func (c *Coordinator) status() *protocol.Status {
 		Term:    c.raft.CurrentTerm(),
 		Plans:   c.fsm.Plans(),
 	}
+	for i := range st.Members {
+		_, st.Members[i].Registered = c.fsm.Node(st.Members[i].ID)
+	}
 	if c.cfg.Traffic != nil {
 		st.NATSInBytes, st.NATSOutBytes = c.cfg.Traffic()
 		st.Answerer = c.cfg.NodeID

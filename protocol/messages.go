@@ -174,6 +174,9 @@ type Member struct {
 	RoutePort  int               `json:"routePort,omitempty"` // coordinators: NATS cluster port
 	GossipPort int               `json:"gossipPort,omitempty"`
 	Coord      bool              `json:"coordinator,omitempty"`
+	// Registered: raft has recorded the node, so plans can target it
+	// (gossip may show a node alive a moment before).
+	Registered bool `json:"registered,omitempty"`
 }
 
 // StatusRequest asks for the cluster's state.

@@ -482,13 +482,13 @@ func (l *Lab) ready(st *protocol.Status) (bool, string) {
 	}
 	alive := map[string]bool{}
 	for _, m := range st.Members {
-		if m.State == "alive" {
+		if m.State == "alive" && m.Registered {
 			alive[m.ID] = true
 		}
 	}
 	for _, n := range l.Nodes {
 		if n.alive() && !alive[n.Name] {
-			return false, n.Name + " is not an alive member yet"
+			return false, n.Name + " is not an alive, registered member yet"
 		}
 	}
 	return true, ""

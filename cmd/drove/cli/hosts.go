@@ -87,7 +87,10 @@ func ensureAgents(ctx context.Context, g *Globals, cf *clientFlags, nc *nats.Con
 	ips := c.AllIPs()
 	ids, missing := nodeIDs(st.Members, ips)
 	if len(missing) == 0 {
-		return ids, nil
+		if len(unregistered(st.Members, ids)) == 0 {
+			return ids, nil
+		}
+		return waitMembers(ctx, g, cf, nc, ips, o.Wait) // joined a moment ago
 	}
 	targets, err := sshTargets(c, missing)
 	if err != nil {
@@ -224,6 +227,19 @@ func pushAgent(ctx context.Context, t sshpush.Target, opts sshpush.Options, spec
 	return cl.InstallAgent(ctx, spec)
 }
 
+// unregistered lists the addresses in ids (address → node ID) whose node
+// raft has not recorded yet, sorted.
+func unregistered(members []protocol.Member, ids map[string]string) []string {
+	var out []string
+	for ip, id := range ids {
+		if !slices.ContainsFunc(members, func(m protocol.Member) bool { return m.ID == id && m.Registered }) {
+			out = append(out, ip)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // waitMembers polls the coordinators until every host at ips is an alive
 // member, showing how many are, and returns their node IDs.
 func waitMembers(ctx context.Context, g *Globals, cf *clientFlags, nc *nats.Conn, ips []string, wait time.Duration) (map[string]string, error) {
@@ -240,6 +256,8 @@ func waitMembers(ctx context.Context, g *Globals, cf *clientFlags, nc *nats.Conn
 		err := cf.call(ctx, nc, &protocol.StatusRequest{}, &st)
 		if err == nil {
 			ids, missing := nodeIDs(st.Members, ips)
+			// Alive in gossip is not yet targetable: wait for raft too.
+			missing = append(missing, unregistered(st.Members, ids)...)
 			if len(missing) == 0 {
 				return ids, nil
 			}

@@ -81,3 +81,14 @@ func TestSSHTargets(t *testing.T) {
 		t.Errorf("encrypted password: %v", err)
 	}
 }
+
+func TestUnregistered(t *testing.T) {
+	members := []protocol.Member{
+		{ID: "m1", Address: "10.0.0.1", State: "alive", Registered: true},
+		{ID: "n1", Address: "10.0.0.2", State: "alive"}, // in gossip, not yet in raft
+	}
+	ids := map[string]string{"10.0.0.1": "m1", "10.0.0.2": "n1"}
+	if got := unregistered(members, ids); !slices.Equal(got, []string{"10.0.0.2"}) {
+		t.Errorf("unregistered = %v, want [10.0.0.2]", got)
+	}
+}

@@ -217,10 +217,10 @@ func TestRunDryRunJSON(t *testing.T) {
 // labMembers are three alive agents as a coordinator lists them.
 func labMembers() []protocol.Member {
 	return []protocol.Member{
-		{ID: "m1", Address: "127.0.0.11", Roles: []string{"master"}, State: "alive", Coord: true, GossipPort: 7946},
-		{ID: "n1", Address: "127.0.0.12", Roles: []string{"node"}, State: "alive"},
-		{ID: "n2", Address: "127.0.0.13", Roles: []string{"node"}, State: "alive"},
-		{ID: "n3", Address: "127.0.0.14", Roles: []string{"node"}, State: "alive"},
+		{ID: "m1", Address: "127.0.0.11", Roles: []string{"master"}, State: "alive", Registered: true, Coord: true, GossipPort: 7946},
+		{ID: "n1", Address: "127.0.0.12", Roles: []string{"node"}, State: "alive", Registered: true},
+		{ID: "n2", Address: "127.0.0.13", Roles: []string{"node"}, State: "alive", Registered: true},
+		{ID: "n3", Address: "127.0.0.14", Roles: []string{"node"}, State: "alive", Registered: true},
 	}
 }
 
