@@ -43,6 +43,10 @@ type Options struct {
 	Out         io.Writer         // step lines and RUN output
 	Progress    *progress.Reporter
 	Log         *slog.Logger
+	// RunHook, when set, takes part in every RUN step (drove's build-time
+	// registry mirror: it points the step's tools at itself and records
+	// what they pulled).
+	RunHook RunHook
 	// Created stamps the image config; zero means now (the CLI honours
 	// SOURCE_DATE_EPOCH for reproducible builds).
 	Created time.Time
@@ -186,6 +190,18 @@ type builder struct {
 	o     Options
 	kf    *kubefile.Kubefile
 	cache *cache
+	notes []string // from RunHook.Ran, for the RUN step being stored
+}
+
+// RunHook takes part in RUN steps. Env is added to each RUN's environment
+// (not to its cache key); Ran is called after each RUN that executed and
+// returns notes to keep with the cached step; Reused gets those notes back
+// when a later build takes the step from the cache, so what a RUN did
+// beside its files (images it pulled) is known either way.
+type RunHook interface {
+	Env() []string
+	Ran() []string
+	Reused(notes []string)
 }
 
 type platformImage struct {

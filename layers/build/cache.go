@@ -33,8 +33,13 @@ type cache struct {
 // cachedLayer is what a step produced. Empty means the step changed no file.
 type cachedLayer struct {
 	Empty  bool          `json:"empty,omitempty"`
-	Layer  v1.Descriptor `json:"layer"`
-	DiffID v1.Hash       `json:"diffID"`
+	// omitzero: an empty step has no layer, and a zero v1.Hash encodes as
+	// "" which does not decode, so the entry would never be reused.
+	Layer  v1.Descriptor `json:"layer,omitzero"`
+	DiffID v1.Hash       `json:"diffID,omitzero"`
+	// Notes are what Options.RunHook asked to keep with a RUN step (the
+	// images it pulled), handed back when the step is reused.
+	Notes []string `json:"notes,omitempty"`
 }
 
 func openCache(dir string) (*cache, error) {

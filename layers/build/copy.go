@@ -93,6 +93,9 @@ func (b *builder) reuse(st *imageState, step kubefile.Step, key string, res *Res
 	if !b.cache.get("steps", key, &cl) || (!cl.Empty && !b.s.HasBlob(cl.Layer.Digest)) {
 		return false
 	}
+	if b.o.RunHook != nil && len(cl.Notes) > 0 {
+		b.o.RunHook.Reused(cl.Notes)
+	}
 	b.appendLayer(st, step, key, cl)
 	res.Steps++
 	res.Cached++
@@ -118,7 +121,8 @@ func (b *builder) commitLayer(st *imageState, step kubefile.Step, key string, w 
 	if _, err := w.Commit(lr.Digest); err != nil {
 		return err
 	}
-	cl := cachedLayer{Layer: v1.Descriptor{MediaType: lr.MediaType, Size: lr.Size, Digest: lr.Digest}, DiffID: lr.DiffID}
+	cl := cachedLayer{Layer: v1.Descriptor{MediaType: lr.MediaType, Size: lr.Size, Digest: lr.Digest}, DiffID: lr.DiffID,
+		Notes: b.takeNotes()}
 	if err := b.cache.put("steps", key, cl); err != nil {
 		return err
 	}

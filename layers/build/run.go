@@ -136,7 +136,7 @@ func (b *builder) runCopy(ctx context.Context, st *imageState, step kubefile.Ste
 var emptyTarDiffID = v1.Hash{Algorithm: "sha256", Hex: "5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"}
 
 func (b *builder) emptyLayer(st *imageState, step kubefile.Step, key string, res *Result) error {
-	cl := cachedLayer{Empty: true}
+	cl := cachedLayer{Empty: true, Notes: b.takeNotes()}
 	if err := b.cache.put("steps", key, cl); err != nil {
 		return err
 	}
@@ -159,6 +159,11 @@ func (b *builder) execRun(ctx context.Context, step kubefile.Step, dir string) e
 	}
 	cmd.Dir = dir
 	cmd.Env = runEnv(step.Env)
+	if b.o.RunHook != nil {
+		// The hook's variables first: a Kubefile ENV of the same name wins.
+		cmd.Env = append(b.o.RunHook.Env(), cmd.Env...)
+		defer func() { b.notes = b.o.RunHook.Ran() }()
+	}
 	cmd.Stdout = b.o.Out
 	cmd.Stderr = b.o.Out
 	// Own process group so cancel kills the whole command; Pdeathsig so a
@@ -173,6 +178,13 @@ func (b *builder) execRun(ctx context.Context, step kubefile.Step, dir string) e
 		return fmt.Errorf("run command: %w", err)
 	}
 	return nil
+}
+
+// takeNotes hands over what the RunHook said about the RUN just run.
+func (b *builder) takeNotes() []string {
+	n := b.notes
+	b.notes = nil
+	return n
 }
 
 // useOverlay says whether RUN can mount overlayfs (root only); tests
