@@ -32,7 +32,7 @@ type cache struct {
 
 // cachedLayer is what a step produced. Empty means the step changed no file.
 type cachedLayer struct {
-	Empty  bool          `json:"empty,omitempty"`
+	Empty bool `json:"empty,omitempty"`
 	// omitzero: an empty step has no layer, and a zero v1.Hash encodes as
 	// "" which does not decode, so the entry would never be reused.
 	Layer  v1.Descriptor `json:"layer,omitzero"`
