@@ -49,7 +49,18 @@ type Desired struct {
 	KubeadmDefault []byte
 	KubeadmDocs    [][]byte
 	HostAliases    []HostAlias
-	CertSANs       []string // extra apiserver certificate names
+	// ContainerImages is how many container images the cluster image
+	// caches (its sealer.image.container.images annotation); with none
+	// there is no container-images phase.
+	ContainerImages int
+	// ImportImages also imports them into containerd (drove run --import;
+	// the CLI defaults it on for the Kubernetes runtimes).
+	ImportImages bool
+	// RegistryAliases are registry names served by the node mirror besides
+	// the images' own (default DefaultRegistryAlias; the Clusterfile's
+	// local registry domain:port).
+	RegistryAliases []string
+	CertSANs        []string // extra apiserver certificate names
 	// UpgradeBatch is how many workers Upgrade drains at a time; 0 means
 	// a tenth of the workers (at least one).
 	UpgradeBatch int

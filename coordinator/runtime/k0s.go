@@ -21,10 +21,11 @@ const (
 
 var k0sAPI = &kubeAPI{kubectl: "k0s kubectl", kubeconfig: "/var/lib/k0s/pki/admin.conf"}
 
-func (k0s) name() string       { return "k0s" }
-func (k0s) needsMaster() bool  { return true }
-func (k0s) defaultCRI() string { return "" } // embedded containerd
-func (k0s) api() *kubeAPI      { return k0sAPI }
+func (k0s) name() string               { return "k0s" }
+func (k0s) needsMaster() bool          { return true }
+func (k0s) containerd() (string, bool) { return "/run/k0s/containerd.sock", true }
+func (k0s) defaultCRI() string         { return "" } // embedded containerd
+func (k0s) api() *kubeAPI              { return k0sAPI }
 
 // isNode: workers always; controllers when they run workloads too.
 func (k0s) isNode(c *cluster, h Host) bool { return !h.HasRole(RoleMaster) || len(c.workers) == 0 }

@@ -23,6 +23,7 @@ var k3sAPI = &kubeAPI{kubectl: "k3s kubectl", kubeconfig: "/etc/rancher/k3s/k3s.
 
 func (k3s) name() string                   { return "k3s" }
 func (k3s) needsMaster() bool              { return true }
+func (k3s) containerd() (string, bool)     { return "/run/k3s/containerd/containerd.sock", true }
 func (k3s) defaultCRI() string             { return "" } // embedded containerd
 func (k3s) api() *kubeAPI                  { return k3sAPI }
 func (k3s) isNode(c *cluster, h Host) bool { return true }

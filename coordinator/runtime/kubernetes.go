@@ -26,6 +26,7 @@ var kubeadmAPI = &kubeAPI{kubectl: "kubectl", kubeconfig: kubeadmConfigDir + "/a
 
 func (kubeadm) name() string                   { return "kubernetes" }
 func (kubeadm) needsMaster() bool              { return true }
+func (kubeadm) containerd() (string, bool)     { return "", false }
 func (kubeadm) defaultCRI() string             { return "docker" }
 func (kubeadm) api() *kubeAPI                  { return kubeadmAPI }
 func (kubeadm) isNode(c *cluster, h Host) bool { return true }

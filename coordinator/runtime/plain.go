@@ -10,6 +10,7 @@ type plain struct{}
 
 func (plain) name() string                                     { return "plain" }
 func (plain) needsMaster() bool                                { return false }
+func (plain) containerd() (string, bool)                       { return "", false }
 func (plain) defaultCRI() string                               { return "" }
 func (plain) api() *kubeAPI                                    { return nil }
 func (plain) isNode(*cluster, Host) bool                       { return false }

@@ -35,6 +35,10 @@ type flavor interface {
 	needsMaster() bool
 	defaultCRI() string
 	api() *kubeAPI // nil: no Kubernetes API
+	// containerd is the runtime's containerd socket ("": the agent's
+	// default) and whether it exists only once the cluster is created
+	// (k3s and k0s bring their own), which places the images phase.
+	containerd() (address string, afterCreate bool)
 	// isNode: h is a Kubernetes node (gets labels, is drained).
 	isNode(c *cluster, h Host) bool
 	// prepare: host steps after the container runtime (binaries,
@@ -114,9 +118,11 @@ func (l lifecycle) Install(d Desired) (protocol.PlanSpec, error) {
 	b.phase("pre-init-host", 1, c.hookSteps(b, hooks, ptPreInitHost, all, api)...)
 	b.phase("init-hosts", 0, append([]protocol.StepSpec{c.initScriptStep(all), c.criStep(all, c.cri(l.f.defaultCRI()))},
 		l.f.prepare(c, all)...)...)
+	c.imagesPhase(b, l.f, all, false)
 	if err := l.f.create(b, c); err != nil {
 		return protocol.PlanSpec{}, err
 	}
+	c.imagesPhase(b, l.f, all, true)
 	b.phase("post-init-host", 1, c.hookSteps(b, hooks, ptPostInitHost, all, api)...)
 	b.phase("post-install", 1, c.hookSteps(b, hooks, ptPostInstall, all, api)...)
 	b.phase("labels-taints", 0, c.labelStep(nodesOf(l.f, c, all), api))
@@ -172,9 +178,11 @@ func (l lifecycle) ScaleUp(d Desired, newHosts []Host) (protocol.PlanSpec, error
 	b.phase("pre-init-host", 1, c.hookSteps(b, hooks, ptPreInitHost, added, api)...)
 	b.phase("init-hosts", 0, append([]protocol.StepSpec{c.initScriptStep(added), c.criStep(added, c.cri(l.f.defaultCRI()))},
 		l.f.prepare(c, added)...)...)
+	c.imagesPhase(b, l.f, added, false)
 	if err := l.f.join(b, c, only(c.masters, added), only(c.workers, added)); err != nil {
 		return protocol.PlanSpec{}, err
 	}
+	c.imagesPhase(b, l.f, added, true)
 	b.phase("post-init-host", 1, c.hookSteps(b, hooks, ptPostInitHost, added, api)...)
 	b.phase("post-scaleup", 1, c.hookSteps(b, hooks, ptPostScaleUp, added, api)...)
 	b.phase("labels-taints", 0, c.labelStep(nodesOf(l.f, c, added), api))
@@ -280,9 +288,13 @@ func (l lifecycle) Upgrade(old, new Desired) (protocol.PlanSpec, error) {
 	b := newBuilder(verb + old.Image + " to " + new.Image)
 	b.phase("distribute", 0, c.distributeStep(all))
 	b.phase("render", 0, c.renderStep(all))
+	// The new image's images before the rolling upgrade pulls them; for
+	// k3s and k0s, whose containerd the upgrade restarts, after it.
+	c.imagesPhase(b, l.f, all, false)
 	if err := l.f.upgrade(b, oc, c); err != nil {
 		return protocol.PlanSpec{}, err
 	}
+	c.imagesPhase(b, l.f, all, true)
 	if new.Rollback {
 		b.phase("rollback", 1, c.hookSteps(b, hooks, ptRollback, all, api)...)
 		return b.done()

@@ -1,0 +1,57 @@
+package runtime
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/drove-project/drove/protocol"
+)
+
+// The container-images phase comes where each runtime's containerd
+// exists: before kubeadm init (the CRI script installed it; kubeadm
+// pulls through it), after k3s and k0s started theirs. An image that
+// caches nothing gets no phase.
+func TestImagesPhasePlacement(t *testing.T) {
+	for _, tc := range []struct {
+		rt, before, after, addr string
+	}{
+		{"kubernetes", "init-hosts", "kube-init", ""},
+		{"k3s", "join-agents", "labels-taints", "/run/k3s/containerd/containerd.sock"},
+		{"k0s", "", "labels-taints", "/run/k0s/containerd.sock"},
+		{"plain", "init-hosts", "launch", ""},
+	} {
+		t.Run(tc.rt, func(t *testing.T) {
+			d := cluster3x3(tc.rt)
+			if names := phaseNames(install(t, d)); slices.Contains(names, "container-images") {
+				t.Fatalf("no cached images, yet phases %v", names)
+			}
+			d.ContainerImages, d.ImportImages = 3, tc.rt != "plain"
+			p := install(t, d)
+			names := phaseNames(p)
+			i := slices.Index(names, "container-images")
+			if i < 0 {
+				t.Fatalf("phases %v: no container-images", names)
+			}
+			if tc.before != "" && (i == 0 || names[i-1] != tc.before) {
+				t.Fatalf("phases %v: container-images not right after %s", names, tc.before)
+			}
+			if tc.after != "" && slices.Index(names, tc.after) != i+1 {
+				t.Fatalf("phases %v: container-images not right before %s", names, tc.after)
+			}
+			if tc.rt == "k3s" || tc.rt == "k0s" {
+				if slices.Index(names, "init-hosts") > i-1 || i < 3 {
+					t.Fatalf("phases %v: container-images not after the cluster is created", names)
+				}
+			}
+			_, st := findStep(t, p, "container-images")
+			if st.Action.Kind != protocol.ActionImages || st.Action.Rootfs != d.ImageDigest || len(st.Target.Nodes) != 6 {
+				t.Fatalf("step %+v", st)
+			}
+			env := st.Action.Env
+			if env[protocol.EnvImagesImport] != map[bool]string{true: "true", false: "false"}[d.ImportImages] ||
+				env[protocol.EnvRegistryAliases] != DefaultRegistryAlias || env[protocol.EnvContainerdAddress] != tc.addr {
+				t.Fatalf("env %v", env)
+			}
+		})
+	}
+}
