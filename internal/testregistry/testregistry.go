@@ -326,3 +326,7 @@ func registryEnv() []string {
 	}
 	return env
 }
+
+// Stop kills the registry now (tests of what works with the upstream
+// down); the test's cleanup would otherwise do it.
+func (r *Registry) Stop() { r.stop() }

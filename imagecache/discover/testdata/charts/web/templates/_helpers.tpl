@@ -1,0 +1,3 @@
+{{- define "web.image" -}}
+{{ .repository }}:{{ .tag }}
+{{- end -}}
