@@ -42,8 +42,15 @@ type Config struct {
 	// bytes per second; 0 means no cap.
 	DataPort    int
 	UploadLimit int64
-	Fast        bool // short gossip timers for a lab on one machine
-	Log         *slog.Logger
+	// MirrorAddr is where the node registry mirror listens (host:port);
+	// empty runs none. CertsDir and ContainerdAddress are where images
+	// steps write containerd hosts files and import images (defaults
+	// DefaultCertsDir, DefaultContainerdAddress).
+	MirrorAddr        string
+	CertsDir          string
+	ContainerdAddress string
+	Fast              bool // short gossip timers for a lab on one machine
+	Log               *slog.Logger
 }
 
 // Agent is the node daemon: gossip membership, a NATS connection to the
@@ -58,9 +65,10 @@ type Agent struct {
 	data   *DataServer
 	apilb  *APILBAction // the node-local apiserver load balancer
 
-	mu    sync.Mutex
-	nc    *nats.Conn
-	swarm *Swarm
+	mu     sync.Mutex
+	nc     *nats.Conn
+	swarm  *Swarm
+	mirror *NodeMirror // nil until Run started it
 }
 
 // New prepares an agent: its identity, facts, gossip (not yet joined) and
@@ -89,6 +97,8 @@ func New(cfg Config) (*Agent, error) {
 	actions.Register(ActionRender, RenderAction{DataDir: cfg.DataDir})
 	a.apilb = NewAPILBAction(cfg.DataDir, a.log)
 	actions.Register(ActionAPILB, a.apilb)
+	actions.Register(ActionImages, ImagesAction{DataDir: cfg.DataDir, Mirror: a.mirrorAddr,
+		CertsDir: cfg.CertsDir, ContainerdAddress: cfg.ContainerdAddress})
 	a.exec, err = OpenExecutor(filepath.Join(cfg.DataDir, "journal.log"), id, actions, a.log)
 	if err != nil {
 		return nil, err
@@ -140,6 +150,16 @@ func (a *Agent) currentSwarm() *Swarm {
 	return a.swarm
 }
 
+// mirrorAddr is where the node mirror serves, empty when it does not.
+func (a *Agent) mirrorAddr() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.mirror == nil {
+		return ""
+	}
+	return a.mirror.Addr()
+}
+
 // Run joins the cluster, connects to the coordinators and serves steps
 // until ctx ends; then it leaves gossip gracefully and closes everything.
 func (a *Agent) Run(ctx context.Context) error {
@@ -151,6 +171,17 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer a.apilb.Close()
 	if err := a.apilb.Resume(ctx); err != nil {
 		a.log.Error("apiserver load balancer not resumed", "err", err)
+	}
+	if a.cfg.MirrorAddr != "" {
+		// Not fatal: the node works without it, and images steps say so.
+		if m, err := StartNodeMirror(a.cfg.MirrorAddr, a.cfg.DataDir, a.log); err != nil {
+			a.log.Error("node registry mirror not started", "err", err)
+		} else {
+			defer m.Close()
+			a.mu.Lock()
+			a.mirror = m
+			a.mu.Unlock()
+		}
 	}
 	if seeds := a.joinSeeds(); len(seeds) > 0 {
 		go func() {

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +27,19 @@ import (
 	"github.com/drove-project/drove/internal/clusterauth"
 	"github.com/drove-project/drove/protocol"
 )
+
+// MirrorPort is the node registry mirror's port: on 127.0.0.1 in netns
+// mode (each namespace has its own loopback), on the node's address
+// otherwise.
+const MirrorPort = 5050
+
+func mirrorAddr(n *Node) string {
+	host := n.Addr
+	if n.NetNS != "" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, strconv.Itoa(MirrorPort))
+}
 
 // Options describe a lab.
 type Options struct {
@@ -49,6 +63,9 @@ type Options struct {
 	// (mount namespaces need root); mount points missing on the host are
 	// created there (empty).
 	Private []string
+	// NodeArgs are added to the named nodes' agent command lines, after
+	// ExtraArgs (a node's own containerd socket).
+	NodeArgs map[string][]string
 	// NodeEnv adds environment variables (KEY=VALUE) to the named nodes'
 	// processes: tests use it for fault switches.
 	NodeEnv map[string][]string
@@ -187,11 +204,15 @@ func Up(o Options) (*Lab, error) {
 			"--token-file", tokenFile, "--join", seed, "--fast",
 			"--gossip-port", strconv.Itoa(GossipPort), "--nats-port", strconv.Itoa(NATSPort),
 			"--route-port", strconv.Itoa(RoutePort), "--raft-port", strconv.Itoa(RaftPort),
-			"--data-port", strconv.Itoa(DataPort)}
+			"--data-port", strconv.Itoa(DataPort),
+			// Each node's own containerd hosts dir, never the host's.
+			"--containerd-certs-dir", filepath.Join(n.DataDir, "certs.d"),
+			"--mirror-addr", mirrorAddr(n)}
 		if n.Master {
 			n.Args = append(n.Args, "--bootstrap-expect", strconv.Itoa(o.Masters))
 		}
 		n.Args = append(n.Args, o.ExtraArgs...)
+		n.Args = append(n.Args, o.NodeArgs[n.Name]...)
 		n.Env = append(slices.Clone(o.Env), o.NodeEnv[n.Name]...)
 		n.Private = slices.Clone(o.Private)
 		l.Nodes = append(l.Nodes, n)

@@ -43,6 +43,9 @@ type agentOptions struct {
 	UploadLimit     string            `json:"uploadLimit,omitempty"`
 	Fast            bool              `json:"fast,omitempty"`
 	RemoveDeadAfter string            `json:"removeDeadCoordinatorsAfter,omitempty"`
+	MirrorAddr      string            `json:"mirrorAddr,omitempty"`
+	CertsDir        string            `json:"containerdCertsDir,omitempty"`
+	Containerd      string            `json:"containerdAddress,omitempty"`
 
 	labels          []string
 	coordinator     bool
@@ -96,6 +99,9 @@ with a wrong or missing token cannot join gossip, NATS or raft.`,
 	f.IntVar(&o.RaftPort, "raft-port", 7947, "coordinator: raft port")
 	f.IntVar(&o.DataPort, "data-port", 7950, "data endpoint port: peers fetch image pieces from this node here")
 	f.StringVar(&o.UploadLimit, "upload-limit", "", "cap what this node serves to peers, e.g. 100mbit, 12MiB (per second; default: no cap)")
+	f.StringVar(&o.MirrorAddr, "mirror-addr", agent.DefaultMirrorAddr, "node registry mirror: serves the container images cached in cluster images to this node's containerd (host:port; off disables it)")
+	f.StringVar(&o.CertsDir, "containerd-certs-dir", agent.DefaultCertsDir, "containerd hosts directory where images steps point registries at the node mirror")
+	f.StringVar(&o.Containerd, "containerd-address", agent.DefaultContainerdAddress, "containerd socket images steps import into")
 	f.BoolVar(&o.Fast, "fast", false, "short gossip and raft timers (labs on one machine)")
 	f.StringVar(&o.RemoveDeadAfter, "remove-dead-coordinators-after", "5m", "coordinator: drop a coordinator from raft after it has been dead this long (while most are alive); 0 never")
 	return cmd
@@ -204,6 +210,9 @@ func (o *agentOptions) mergeFile(file *agentOptions, flags *pflag.FlagSet) {
 	set("upload-limit", func() { pick(&o.UploadLimit, file.UploadLimit) })
 	set("fast", func() { o.Fast = o.Fast || file.Fast })
 	set("remove-dead-coordinators-after", func() { pick(&o.RemoveDeadAfter, file.RemoveDeadAfter) })
+	set("mirror-addr", func() { pick(&o.MirrorAddr, file.MirrorAddr) })
+	set("containerd-certs-dir", func() { pick(&o.CertsDir, file.CertsDir) })
+	set("containerd-address", func() { pick(&o.Containerd, file.Containerd) })
 }
 
 func pick(dst *string, v string) {
@@ -244,6 +253,10 @@ func runAgent(ctx context.Context, g *Globals, o *agentOptions) error {
 		Join: withDefaultPort(o.Join, 7946), Roles: o.Roles, Labels: o.Labels, Token: o.Token,
 		Coordinator: *o.Coordinator, Fast: o.Fast, Log: log,
 		DataPort: o.DataPort, UploadLimit: o.uploadLimit,
+		CertsDir: o.CertsDir, ContainerdAddress: o.Containerd,
+	}
+	if o.MirrorAddr != "off" {
+		cfg.MirrorAddr = o.MirrorAddr
 	}
 	if *o.Coordinator {
 		cfg.NATSPort, cfg.RaftPort, cfg.RoutePort = o.NATSPort, o.RaftPort, o.RoutePort

@@ -12,6 +12,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
+	"github.com/drove-project/drove/imagecache"
 	"github.com/drove-project/drove/layers/build"
 	"github.com/drove-project/drove/layers/layer"
 )
@@ -26,6 +27,7 @@ type buildOptions struct {
 	Compression string
 	Context     string
 	Registry    registryFlags
+	Cache       cacheFlags
 }
 
 func newBuildCmd(g *Globals) *cobra.Command {
@@ -46,10 +48,25 @@ sealer.image.extension annotation.
 A step is reused (CACHED) when its parent, its instruction and the content of
 its inputs are unchanged; --no-cache runs every step. Several --platform
 values build an OCI image index; ${ARCH} in COPY sources picks per-platform
-files. Set SOURCE_DATE_EPOCH to stamp a fixed creation time.`,
+files. Set SOURCE_DATE_EPOCH to stamp a fixed creation time.
+
+Container images: after the steps, build caches into the image every
+container image its cluster needs, so it installs offline — the images named
+by imageList files, by "image:" in YAML under manifests/ and application/apps/,
+by Helm charts under charts/ and in apps (rendered at their default values),
+by --image-list and --image-list-with-auth, minus --ignored-image-list — and
+every image a RUN step pulled through the build mirror. While RUN steps
+execute, a pull-through mirror serves on 127.0.0.1 and each step gets
+DROVE_REGISTRY_MIRROR (host:port), DROVE_REGISTRY_HOSTS_DIR (for ctr/nerdctl
+--hosts-dir) and CONTAINERS_REGISTRIES_CONF (read by skopeo and podman).
+The images go into one more layer (an OCI image layout at container-images/)
+for each platform, and are listed in the sealer.image.container.images
+annotation (drove inspect shows them). An image that cannot be pulled fails
+the build (--ignore-missing makes it a warning); --build-mode lite caches none.`,
 		Example: `  drove build -t my-cluster:v1 .
   drove build -f Kubefile.app -t apps:v2 --type app-installer ./apps
-  drove build --platform linux/amd64,linux/arm64 -t multi:v1 .`,
+  drove build --platform linux/amd64,linux/arm64 -t multi:v1 .
+  drove build --image-list images.txt --ignored-image-list skip.txt -t offline:v1 .`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Context = args[0]
@@ -57,7 +74,10 @@ files. Set SOURCE_DATE_EPOCH to stamp a fixed creation time.`,
 			if err != nil {
 				return err
 			}
-			return runBuild(cmd.Context(), g, bo)
+			if err := o.Cache.check(); err != nil {
+				return err
+			}
+			return runBuild(cmd.Context(), g, bo, &o.Cache)
 		},
 	}
 	f := cmd.Flags()
@@ -69,6 +89,7 @@ files. Set SOURCE_DATE_EPOCH to stamp a fixed creation time.`,
 	f.StringVar(&o.Type, "type", "kube-installer", "image type: kube-installer or app-installer")
 	f.StringVar(&o.Compression, "compression", "gzip", "layer compression: gzip, zstd or none")
 	o.Registry.add(f)
+	o.Cache.add(f)
 	return cmd
 }
 
@@ -117,7 +138,10 @@ func (o *buildOptions) toBuild(g *Globals) (build.Options, error) {
 	return bo, nil
 }
 
-func runBuild(ctx context.Context, g *Globals, bo build.Options) error {
+// runBuild builds the image, then caches its container images into it
+// (unless --build-mode lite), and only then names it: a failure at any
+// point changes no name.
+func runBuild(ctx context.Context, g *Globals, bo build.Options, cf *cacheFlags) error {
 	s, err := g.Store()
 	if err != nil {
 		return err
@@ -127,13 +151,38 @@ func runBuild(ctx context.Context, g *Globals, bo build.Options) error {
 	rep := g.Progress()
 	bo.Progress = rep
 	start := time.Now()
+	var bm *imagecache.BuildMirror
+	if cf.Mode != imagecache.ModeLite {
+		var stop func()
+		if bm, stop, err = cf.startBuildMirror(ctx, g, bo.Context, bo.WorkDir, bo.Registry); err != nil {
+			return err
+		}
+		defer stop()
+		bo.RunHook = bm
+	}
+	tags := bo.Tags
+	bo.Tags = nil
 	res, err := build.Build(ctx, s, bo)
 	rep.Wait()
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(g.Err, "built %s in %s: %d layer steps, %d cached\n", strings.Join(bo.Tags, ", "),
-		time.Since(start).Round(time.Millisecond), res.Steps, res.Cached)
-	fmt.Fprintln(g.Out, res.Descriptor.Digest.String())
+	co := imagecache.Options{Mode: cf.Mode, Discover: cf.discover(g), Registry: bo.Registry,
+		IgnoreMissing: cf.IgnoreMissing, WorkDir: bo.WorkDir, Out: g.Err, Log: g.Log}
+	if bm != nil {
+		co.Pulled = bm.Images()
+	}
+	cached, err := imagecache.Add(ctx, s, res.Descriptor, co)
+	if err != nil {
+		return err
+	}
+	for _, t := range tags {
+		if err := s.Tag(t, cached.Descriptor); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(g.Err, "built %s in %s: %d layer steps, %d cached, %d container images\n", strings.Join(tags, ", "),
+		time.Since(start).Round(time.Millisecond), res.Steps, res.Cached, len(cached.Images))
+	fmt.Fprintln(g.Out, cached.Descriptor.Digest.String())
 	return nil
 }

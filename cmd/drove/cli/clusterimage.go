@@ -39,6 +39,9 @@ type clusterImage struct {
 	Files map[string][]byte
 	// Has lists the paths of wantedPaths present in the rootfs (bin/kubeadm).
 	Has map[string]bool
+	// ContainerImages counts the container images the image caches (its
+	// sealer.image.container.images annotation).
+	ContainerImages int
 }
 
 // Rootfs paths that change a plan. The kubeadm defaults are tried in this
@@ -130,6 +133,13 @@ func readClusterImage(ctx context.Context, s *store.Store, e store.Entry) (*clus
 			img.Labels[k] = v
 		}
 		img.Env = slices.Clone(m.Config.Config.Env)
+	}
+	if a := m.Manifest.Annotations[extension.AnnotationContainerImages]; a != "" {
+		list, err := extension.ParseContainerImages(a)
+		if err != nil {
+			return nil, fmt.Errorf("cached container images: %w", err)
+		}
+		img.ContainerImages = len(list)
 	}
 	if a, ok := m.Manifest.Annotations[extension.AnnotationExtension]; ok {
 		ext, err := extension.Parse(a)

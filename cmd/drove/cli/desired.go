@@ -1,14 +1,17 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/drove-project/drove/coordinator/runtime"
@@ -46,6 +49,14 @@ func buildDesired(ctx context.Context, f *clusterfile.File, img *clusterImage) (
 		Env:         flatEnv(env),
 		Configs:     slices.Clone(f.Configs),
 		CertSANs:    slices.Clone(env[render.KeyCertSANs]),
+		// Kubernetes pulls the images; plain runs whatever it runs.
+		ContainerImages: img.ContainerImages,
+		ImportImages:    isKube(rt),
+	}
+	if l := c.Registry.Local; l != nil && l.Domain != "" {
+		if a := net.JoinHostPort(l.Domain, strconv.Itoa(cmp.Or(l.Port, 5000))); a != runtime.DefaultRegistryAlias {
+			d.RegistryAliases = []string{runtime.DefaultRegistryAlias, a}
+		}
 	}
 	if isKube(rt) {
 		d.ContainerRuntime = img.Labels[extension.LabelContainerRuntimeType]

@@ -35,6 +35,8 @@ type runOptions struct {
 	SeedNodes   []string // nodes whose store holds the image serve it instead of this machine
 	AgentWait   time.Duration
 	KnownHosts  string
+	Import      bool // --import: import cached container images into containerd
+	SetImport   bool // --import was given; else the runtime decides
 
 	client   clientFlags
 	registry registryFlags
@@ -94,6 +96,7 @@ func (o *runOptions) addFlags(f *pflag.FlagSet, withFile bool) {
 	f.StringArrayVarP(&o.Env, "env", "e", nil, "KEY=VALUE over the image's and the Clusterfile's env (repeatable; ';' makes a list)")
 	f.StringArrayVar(&o.Cmds, "cmds", nil, "commands to run on the first master instead of the image's CMDS/LAUNCH (repeatable)")
 	f.StringSliceVar(&o.Apps, "apps", nil, "apps of the image to launch instead of its LAUNCH list")
+	f.BoolVar(&o.Import, "import", false, "import the image's cached container images into containerd on every host (default: on for kubernetes, k3s and k0s; their pulls are served by each node's mirror either way)")
 	o.addPlanFlags(f)
 }
 
@@ -123,7 +126,7 @@ func (o *runOptions) addPlanFlags(f *pflag.FlagSet) {
 
 // complete records which flags were given and checks them together.
 func (o *runOptions) complete(f *pflag.FlagSet) error {
-	o.SetCmds, o.SetApps = changed(f, "cmds"), changed(f, "apps")
+	o.SetCmds, o.SetApps, o.SetImport = changed(f, "cmds"), changed(f, "apps"), changed(f, "import")
 	if !changed(f, "user") {
 		o.SSH.User = ""
 	}
@@ -211,6 +214,9 @@ func applyCluster(ctx context.Context, g *Globals, o *runOptions, f *clusterfile
 	next, err := buildDesired(ctx, f, img)
 	if err != nil {
 		return err
+	}
+	if o.SetImport {
+		next.ImportImages = o.Import
 	}
 	rt, err := runtime.Lookup(next.Runtime)
 	if err != nil {
