@@ -24,6 +24,7 @@ import (
 	"github.com/drove-project/drove/internal/lab"
 	"github.com/drove-project/drove/internal/testcontainerd"
 	"github.com/drove-project/drove/internal/testregistry"
+	"github.com/drove-project/drove/protocol"
 )
 
 // upstreamImages pushes the test's container images to a real registry
@@ -136,6 +137,12 @@ func TestContainerImagesOffline(t *testing.T) {
 	if !slices.Equal(cached, want) {
 		t.Fatalf("cached images %v, want %v", cached, want)
 	}
+	// An app image caching one more image, for run --mode loadImage.
+	extra := up.Ref("team/extra:v1", "")
+	extraDigest := pushRandomImage(t, extra)
+	appCtx := t.TempDir()
+	writeTree(t, appCtx, map[string]string{"Kubefile": "FROM scratch\nCOPY imageList manifests/\n", "imageList": extra + "\n"})
+	drove(t, cli, "build", "-t", "more-images:v1", appCtx)
 	up.Stop()
 
 	// Three netns nodes, each with its own containerd (in its namespace).
@@ -182,6 +189,52 @@ func TestContainerImagesOffline(t *testing.T) {
 			t.Errorf("%s: pulled through the mirror, yet:\n%s", n.Name, ls)
 		}
 	}
+
+	// loadImage brings the app image's images to the running cluster and
+	// leaves the cluster's revision (its image) as it was.
+	t.Logf("drove run --mode loadImage:\n%s", droveCtx(t, 3*time.Minute, cli, "run", "more-images:v1", "--mode", "loadImage", "--import",
+		"--server", strings.Join(l.Servers(), ","), "--token-file", filepath.Join(l.Dir, "token")))
+	for _, n := range l.Nodes {
+		if ls := ctr(t, "", ctd[n.Name].Address, "-n", "k8s.io", "images", "ls"); !containsLine(ls, extra, extraDigest.String()) {
+			t.Errorf("%s: loadImage did not import %s:\n%s", n.Name, extra, ls)
+		}
+	}
+	var rev protocol.ClusterRevision
+	call(t, connect(t, l), &protocol.ClusterGetRequest{}, &rev)
+	if rev.Image != "offline:v1" {
+		t.Errorf("after loadImage the cluster's image is %q, want offline:v1 still", rev.Image)
+	}
+}
+
+// pushRandomImage pushes a small linux/amd64 OCI image to ref.
+func pushRandomImage(t *testing.T, ref string) v1.Hash {
+	t.Helper()
+	l, err := random.Layer(16<<10, types.OCILayer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(mutate.MediaType(empty.Image, types.OCIManifestSchema1), l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	cf, _ := img.ConfigFile()
+	cf.OS, cf.Architecture = "linux", "amd64"
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(r, img); err != nil {
+		t.Fatalf("push %s: %v", ref, err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
 
 // startContainerdIn runs a containerd for dir inside network namespace ns

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/drove-project/drove/protocol"
@@ -53,5 +54,27 @@ func TestImagesPhasePlacement(t *testing.T) {
 				t.Fatalf("env %v", env)
 			}
 		})
+	}
+}
+
+// LoadImages delivers the image and refreshes its images on every host,
+// and nothing else; an image caching none is refused.
+func TestLoadImagesPlan(t *testing.T) {
+	d := cluster3x3("kubernetes")
+	if _, err := mustLookup(t, "kubernetes").LoadImages(d); err == nil || !strings.Contains(err.Error(), "caches no container images") {
+		t.Fatalf("want a refusal, got %v", err)
+	}
+	d.ContainerImages, d.ImportImages = 2, true
+	p, err := mustLookup(t, "k3s").LoadImages(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := phaseNames(p); !slices.Equal(got, []string{"distribute", "container-images"}) {
+		t.Fatalf("phases %v", got)
+	}
+	_, st := findStep(t, p, "container-images")
+	if len(st.Target.Nodes) != 6 || st.Action.Env[protocol.EnvImagesImport] != "true" ||
+		st.Action.Env[protocol.EnvContainerdAddress] != "/run/k3s/containerd/containerd.sock" {
+		t.Fatalf("step %+v", st)
 	}
 }

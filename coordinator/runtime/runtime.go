@@ -26,6 +26,11 @@ type Runtime interface {
 	// Upgrade moves the cluster from old to new (same hosts, a new image);
 	// with new.Rollback, back to the image it ran before.
 	Upgrade(old, new Desired) (protocol.PlanSpec, error)
+	// LoadImages delivers d's image to every host of the running cluster
+	// d and makes the container images it caches pullable there (imported
+	// with d.ImportImages), changing nothing else: sealer's run --mode
+	// loadImage.
+	LoadImages(d Desired) (protocol.PlanSpec, error)
 }
 
 // flavor is what differs between runtimes; lifecycle holds the order

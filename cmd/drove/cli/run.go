@@ -35,7 +35,8 @@ type runOptions struct {
 	SeedNodes   []string // nodes whose store holds the image serve it instead of this machine
 	AgentWait   time.Duration
 	KnownHosts  string
-	Import      bool // --import: import cached container images into containerd
+	Mode        string // --mode: apply or loadImage
+	Import      bool   // --import: import cached container images into containerd
 	SetImport   bool // --import was given; else the runtime decides
 
 	client   clientFlags
@@ -61,28 +62,36 @@ drove agent are used as they are; the others get the agent over SSH (-u, -p or
 Running it again is safe: the cluster's applied revision is kept in raft and
 an identical run does nothing; new hosts are joined, hosts no longer listed
 are cleaned out, and changed env or Configs are rendered again. A different
-image is an upgrade (drove upgrade).`,
+image is an upgrade (drove upgrade).
+
+Container images the cluster image caches are served on every host by its
+agent's node mirror (containerd pulls by their original names go there) and,
+with --import (the default for kubernetes, k3s and k0s), imported into
+containerd. --mode loadImage does only that, for another image, on the
+running cluster: drove run apps:v2 --mode loadImage.`,
 		Example: `  drove run my/etcd:v3.5 --masters 10.0.0.11-10.0.0.13 -p secret
   drove run my/k8s:v1.28 -m 10.0.0.1,10.0.0.2,10.0.0.3 -n 10.0.0.10-10.0.0.19 --pk ~/.ssh/id_ed25519
-  drove run my/k8s:v1.28 -m 10.0.0.1 --dry-run -o json`,
+  drove run my/k8s:v1.28 -m 10.0.0.1 --dry-run -o json
+  drove run my/app-images:v2 --mode loadImage`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
 				o.Image = args[0]
 			}
+			if err := o.complete(cmd.Flags()); err != nil {
+				return err
+			}
 			if o.Clusterfile == "" && o.Image == "" {
 				return usageErrorf("name the image: drove run IMAGE --masters LIST, or give a Clusterfile with -f")
 			}
-			if o.Clusterfile == "" && len(o.Masters) == 0 {
+			if o.Clusterfile == "" && len(o.Masters) == 0 && o.Mode != modeLoadImage {
 				return usageErrorf("no hosts: give --masters LIST (and --nodes LIST), or a Clusterfile with -f")
-			}
-			if err := o.complete(cmd.Flags()); err != nil {
-				return err
 			}
 			return runRun(cmd.Context(), g, o)
 		},
 	}
 	o.addFlags(cmd.Flags(), true)
+	cmd.Flags().StringVar(&o.Mode, "mode", modeApply, "apply: install or change the cluster; loadImage: only deliver IMAGE and make the container images it caches pullable on every host of the running cluster")
 	return cmd
 }
 
@@ -132,6 +141,11 @@ func (o *runOptions) complete(f *pflag.FlagSet) error {
 	}
 	if !changed(f, "port") {
 		o.SSH.Port = 0
+	}
+	switch o.Mode {
+	case "", modeApply, modeLoadImage:
+	default:
+		return usageErrorf("--mode %q: use apply or loadImage", o.Mode)
 	}
 	switch o.Output {
 	case "table", "json":
@@ -196,6 +210,16 @@ func (o *runOptions) load(g *Globals) (*clusterfile.File, error) {
 }
 
 func runRun(ctx context.Context, g *Globals, o *runOptions) error {
+	if o.Mode == modeLoadImage {
+		if o.Image == "" || len(o.Masters)+len(o.Nodes) > 0 || o.Clusterfile != "" {
+			return usageErrorf("--mode loadImage takes IMAGE alone: the hosts are the running cluster's")
+		}
+		img, err := resolveImage(ctx, g, o.Image, o.registry)
+		if err != nil {
+			return err
+		}
+		return loadImages(ctx, g, o, img)
+	}
 	f, err := o.load(g)
 	if err != nil {
 		return err
