@@ -26,11 +26,13 @@ type chartFound struct {
 }
 
 // ChartImages renders the Helm chart in chartDir at its default values
-// (values.yaml, with subcharts rendered with their parent and dependencies
-// whose condition is false left out, as `helm template` does) and returns
-// the image fields of every rendered manifest (see ManifestImages), as
-// rendered, sorted and without duplicates. Nothing is fetched: a
-// dependency listed in Chart.yaml but missing from charts/ is an error.
+// (values.yaml) and returns the image fields of every rendered manifest
+// (see ManifestImages), as rendered, sorted and without duplicates.
+// Subcharts render with their parent, processed by helm's own code as
+// `helm template` does: aliases, conditions and tags, import-values.
+// Nothing is fetched: a dependency that the top chart's Chart.yaml lists
+// but its charts/ lacks is an error (as in helm, a subchart's own missing
+// dependency is just not rendered).
 //
 // A chart that does not load or render is an *Error wrapping ErrChart and
 // naming chartDir with helm's message; a rendered manifest that is not YAML

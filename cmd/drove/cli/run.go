@@ -37,7 +37,7 @@ type runOptions struct {
 	KnownHosts  string
 	Mode        string // --mode: apply or loadImage
 	Import      bool   // --import: import cached container images into containerd
-	SetImport   bool // --import was given; else the runtime decides
+	SetImport   bool   // --import was given; else the runtime decides
 
 	client   clientFlags
 	registry registryFlags
