@@ -105,6 +105,9 @@ machines through any OCI registry (push/pull) or an archive (save/load).`,
 				level = slog.LevelDebug
 			}
 			g.Log = slog.New(slog.NewTextHandler(g.Err, &slog.HandlerOptions{Level: level}))
+			// Libraries that log to the default logger (Helm's chart
+			// loader warns there) go through the same handler and level.
+			slog.SetDefault(g.Log)
 			if g.DataDir == "" {
 				return usageErrorf("no data directory: set --data-dir or DROVE_DATA_DIR")
 			}
