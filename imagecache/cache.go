@@ -13,12 +13,14 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/drove-project/drove/imagecache/collect"
 	"github.com/drove-project/drove/imagecache/discover"
+	"github.com/drove-project/drove/internal/progress"
 	"github.com/drove-project/drove/layers/extension"
 	"github.com/drove-project/drove/layers/layer"
 	"github.com/drove-project/drove/layers/registry"
@@ -41,6 +43,7 @@ type Options struct {
 	Registry      registry.Options
 	IgnoreMissing bool   // an image that cannot be pulled is a warning, not an error
 	WorkDir       string // scratch space (the build's work dir)
+	Progress      *progress.Reporter
 	Out           io.Writer
 	Log           *slog.Logger
 }
@@ -71,6 +74,9 @@ func Add(ctx context.Context, s *store.Store, desc v1.Descriptor, o Options) (Re
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Progress == nil {
+		o.Progress = progress.New(io.Discard, true)
 	}
 	res := Result{Descriptor: desc}
 	if o.Mode == ModeLite {
@@ -169,7 +175,7 @@ func addPlatform(ctx context.Context, s *store.Store, desc v1.Descriptor, o Opti
 		Registry:  o.Registry,
 		Auth:      authOf(found.Auth),
 		Have:      func(h v1.Hash) bool { return rf.blobs[h] },
-		Progress:  printProgress(o.Out, plat.String()),
+		Progress:  trackProgress(o.Progress, plat.String()),
 		Log:       o.Log,
 	})
 	var missing *collect.MissingError
@@ -348,14 +354,27 @@ func appendLayer(ctx context.Context, s *store.Store, m *v1.Manifest, cfg *v1.Co
 	return nil
 }
 
-// printProgress writes a line per image as it is cached or fails.
-func printProgress(w io.Writer, plat string) func(collect.Event) {
+// trackProgress shows each image's bytes as it is pulled: a bar on a
+// terminal, a line when done otherwise.
+func trackProgress(rep *progress.Reporter, plat string) func(collect.Event) {
+	var mu sync.Mutex
+	trackers := map[string]progress.Tracker{}
 	return func(ev collect.Event) {
+		mu.Lock()
+		tr, ok := trackers[ev.Ref]
+		if !ok {
+			tr = rep.Track("[" + plat + "] " + ev.Ref)
+			trackers[ev.Ref] = tr
+		}
+		mu.Unlock()
 		switch ev.Phase {
+		case collect.Started, collect.Bytes:
+			tr.Set(ev.Done, ev.Total)
 		case collect.Done:
-			fmt.Fprintf(w, "[%s]   cached %s\n", plat, ev.Ref)
+			tr.Set(ev.Done, ev.Total)
+			tr.Done(nil)
 		case collect.Failed:
-			fmt.Fprintf(w, "[%s]   FAILED %s: %v\n", plat, ev.Ref, ev.Err)
+			tr.Done(ev.Err)
 		}
 	}
 }

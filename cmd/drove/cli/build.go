@@ -172,7 +172,10 @@ func runBuild(ctx context.Context, g *Globals, bo build.Options, cf *cacheFlags)
 	if bm != nil {
 		co.Pulled = bm.Images()
 	}
+	crep := g.Progress()
+	co.Progress = crep
 	cached, err := imagecache.Add(ctx, s, res.Descriptor, co)
+	crep.Wait()
 	if err != nil {
 		return err
 	}
