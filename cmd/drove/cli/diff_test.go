@@ -125,6 +125,19 @@ func TestPlansFor(t *testing.T) {
 	if !slices.Equal(names, []string{"scale-down", "render", "scale-up"}) {
 		t.Fatalf("plans %v: want the removal, the re-render, then the join", names)
 	}
+	// Kubernetes: the re-render also sets the kept hosts' labels and
+	// taints again (they may be what changed).
+	kube, _ := runtime.Lookup("kubernetes")
+	kd := plainDesired("10.0.0.1", "10.0.0.2")
+	kd.Runtime, kd.KubeVersion = "kubernetes", "v1.28.2"
+	kd.Hosts[1].Labels = map[string]string{"disk": "ssd"}
+	rr, err := rerenderPlan(kube, withDist(kd, dist, "plan-r"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := phaseNamesOf(rr); !slices.Equal(got, []string{"distribute", "render", "labels-taints"}) {
+		t.Fatalf("re-render phases %v", got)
+	}
 	if !plans[0].BestEffort || plans[0].Dist != nil {
 		t.Errorf("scale-down: best effort %v, distribution %v", plans[0].BestEffort, plans[0].Dist)
 	}
@@ -186,4 +199,12 @@ func TestBindPlan(t *testing.T) {
 	if err != nil || !slices.Equal(skipped, []string{"10.0.0.2"}) || len(got.Phases) != 1 || len(got.Phases[0].Steps[0].NodeEnv) != 1 {
 		t.Errorf("best effort: %+v skipped %v, %v", got, skipped, err)
 	}
+}
+
+func phaseNamesOf(p protocol.PlanSpec) []string {
+	var out []string
+	for _, ph := range p.Phases {
+		out = append(out, ph.Name)
+	}
+	return out
 }

@@ -111,7 +111,10 @@ func rerenderPlan(rt runtime.Runtime, d runtime.Desired) (protocol.PlanSpec, err
 	}
 	spec := protocol.PlanSpec{Name: "render " + d.Image}
 	for _, ph := range full.Phases {
-		if ph.Name == "distribute" || ph.Name == "render" {
+		// Labels and taints too: a host's may be what changed (the
+		// Kubernetes runtimes set them idempotently; taints ending in "-"
+		// are removed).
+		if ph.Name == "distribute" || ph.Name == "render" || ph.Name == "labels-taints" {
 			spec.Phases = append(spec.Phases, ph)
 		}
 	}
