@@ -5,17 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/drove-project/drove/imagecache"
-	"github.com/drove-project/drove/imagecache/collect"
 	"github.com/drove-project/drove/imagecache/importer"
 	"github.com/drove-project/drove/imagecache/mirror"
+	"github.com/drove-project/drove/imagecache/ocilayout"
 	"github.com/drove-project/drove/layers/reference"
 	"github.com/drove-project/drove/protocol"
 )
@@ -115,22 +113,7 @@ func (ia ImagesAction) Run(ctx context.Context, a protocol.Action, out io.Writer
 
 // imageNames are the image names of a cache layout; none if there is no
 // layout.
-func imageNames(layout string) ([]string, error) {
-	if _, err := os.Stat(layout); errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	descs, err := collect.ReadIndex(layout)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, d := range descs {
-		if n := d.Annotations[imagecache.AnnotationImageName]; n != "" {
-			out = append(out, n)
-		}
-	}
-	return out, nil
-}
+func imageNames(layout string) ([]string, error) { return ocilayout.ImageNames(layout) }
 
 // registriesOf lists the registries of image names, sorted.
 func registriesOf(names []string) []string {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/drove-project/drove/imagecache/collect"
 	"github.com/drove-project/drove/imagecache/discover"
+	"github.com/drove-project/drove/imagecache/ocilayout"
 	"github.com/drove-project/drove/internal/progress"
 	"github.com/drove-project/drove/layers/extension"
 	"github.com/drove-project/drove/layers/layer"
@@ -266,22 +267,16 @@ func seedLayout(rootfs, layout string) error {
 
 // inherited lists the images a base image's layout already holds.
 func inherited(rootfs string, plat *v1.Platform) []extension.ContainerImage {
-	descs, err := collect.ReadIndex(filepath.Join(rootfs, LayoutDir))
+	names, err := ocilayout.ImageNames(filepath.Join(rootfs, LayoutDir))
 	if err != nil {
 		return nil
 	}
 	var out []extension.ContainerImage
-	for _, d := range descs {
-		if n := d.Annotations[AnnotationImageName]; n != "" {
-			out = append(out, extension.ContainerImage{Image: n, Platform: platformOf(plat)})
-		}
+	for _, n := range names {
+		out = append(out, extension.ContainerImage{Image: n, Platform: platformOf(plat)})
 	}
 	return out
 }
-
-// AnnotationImageName names the image of an index.json entry, as
-// containerd's import reads it.
-const AnnotationImageName = "io.containerd.image.name"
 
 func platformOf(p *v1.Platform) *extension.Platform {
 	return &extension.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant}

@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/drove-project/drove/imagecache/collect"
+	"github.com/drove-project/drove/imagecache/ocilayout"
 	"github.com/drove-project/drove/internal/testregistry"
 	"github.com/drove-project/drove/layers/build"
 	"github.com/drove-project/drove/layers/extension"
@@ -225,13 +226,9 @@ func TestAddCachesAndInheritsFromBase(t *testing.T) {
 		}
 		rc.Close()
 	}
-	descs, err := collect.ReadIndex(filepath.Join(dir, LayoutDir))
+	names, err := ocilayout.ImageNames(filepath.Join(dir, LayoutDir))
 	if err != nil {
 		t.Fatal(err)
-	}
-	var names []string
-	for _, d := range descs {
-		names = append(names, d.Annotations[AnnotationImageName])
 	}
 	slices.Sort(names)
 	if !slices.Equal(names, []string{a, b, c}) {

@@ -171,7 +171,7 @@ func (c *collector) plan(reqs []Request) (jobs []*job, perReq []*job, parseErrs 
 	parseErrs = make([]error, len(reqs))
 	byRef := make(map[string]*job)
 	for i, r := range reqs {
-		ref, err := c.regs.parse(r.Ref)
+		ref, err := c.regs.opts.ParseReference(r.Ref)
 		if err != nil {
 			parseErrs[i] = err
 			continue

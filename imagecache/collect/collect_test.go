@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/drove-project/drove/imagecache/ocilayout"
 	"github.com/drove-project/drove/internal/testregistry"
 	"github.com/drove-project/drove/layers/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -274,10 +275,7 @@ func TestCollectReportsEveryFailure(t *testing.T) {
 	if len(got) != 2 || got[0].AppName != "one" || got[1].AppName != "two" || got[0].Digest != dA || got[1].Digest != dA {
 		t.Errorf("collected %+v, want %s twice (apps one, two)", got, u.refA)
 	}
-	entries, err := ReadIndex(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	entries := indexEntries(t, dir)
 	if len(entries) != 1 || entries[0].Digest != dA {
 		t.Errorf("index.json entries %+v, want only %s", entries, u.refA)
 	}
@@ -306,8 +304,8 @@ func TestCollectIndexPlatforms(t *testing.T) {
 		if files := blobFiles(t, dir); len(files) != 0 {
 			t.Errorf("blobs written for a failed image: %v", files)
 		}
-		if entries, err := ReadIndex(dir); err != nil || len(entries) != 0 {
-			t.Errorf("index.json entries %v (%v), want none", entries, err)
+		if entries := indexEntries(t, dir); len(entries) != 0 {
+			t.Errorf("index.json entries %v, want none", entries)
 		}
 	})
 
@@ -389,10 +387,7 @@ func assertCollected(t *testing.T, got, want []Collected) {
 // image, with the upstream descriptor and both name annotations.
 func assertIndexEntries(t *testing.T, dir string, want []Collected) {
 	t.Helper()
-	entries, err := ReadIndex(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	entries := indexEntries(t, dir)
 	if len(entries) != len(want) {
 		t.Fatalf("index.json has %d entries, want %d: %+v", len(entries), len(want), entries)
 	}
@@ -400,7 +395,7 @@ func assertIndexEntries(t *testing.T, dir string, want []Collected) {
 		e := entries[i]
 		tag := w.Ref[strings.LastIndex(w.Ref, ":")+1:]
 		if e.Digest != w.Digest || e.MediaType != w.MediaType || e.Size != w.Size ||
-			e.Annotations[ImageNameAnnotation] != w.Ref || e.Annotations[RefNameAnnotation] != tag {
+			e.Annotations[ocilayout.ImageNameAnnotation] != w.Ref || e.Annotations[ocilayout.RefNameAnnotation] != tag {
 			t.Errorf("index.json entry %d = %+v, want %s %s %d named %s / %s", i, e, w.MediaType, w.Digest, w.Size, w.Ref, tag)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/drove-project/drove/imagecache/ocilayout"
 	"github.com/drove-project/drove/layers/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -21,11 +22,11 @@ func TestCollectKeepsExistingEntries(t *testing.T) {
 		MediaType:   types.OCIManifestSchema1,
 		Digest:      v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("a", 64)},
 		Size:        100,
-		Annotations: map[string]string{ImageNameAnnotation: "docker.io/library/base:1", RefNameAnnotation: "1"},
+		Annotations: map[string]string{ocilayout.ImageNameAnnotation: "docker.io/library/base:1", ocilayout.RefNameAnnotation: "1"},
 	}
 	stale := base
 	stale.Digest = v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("b", 64)}
-	stale.Annotations = map[string]string{ImageNameAnnotation: u.refA, RefNameAnnotation: "a-v1"}
+	stale.Annotations = map[string]string{ocilayout.ImageNameAnnotation: u.refA, ocilayout.RefNameAnnotation: "a-v1"}
 	seed := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{stale, base}}
 	b, err := json.Marshal(seed)
 	if err != nil {
@@ -39,13 +40,10 @@ func TestCollectKeepsExistingEntries(t *testing.T) {
 	if _, err := Collect(context.Background(), dir, []Request{{Ref: u.refA}, {Ref: u.refB}}, opts); err != nil {
 		t.Fatalf("Collect: %v", err)
 	}
-	entries, err := ReadIndex(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	entries := indexEntries(t, dir)
 	var names []string
 	for _, e := range entries {
-		names = append(names, e.Annotations[ImageNameAnnotation])
+		names = append(names, e.Annotations[ocilayout.ImageNameAnnotation])
 	}
 	if want := []string{u.refA, "docker.io/library/base:1", u.refB}; !slices.Equal(names, want) {
 		t.Fatalf("index.json names %v, want %v", names, want)
@@ -71,12 +69,9 @@ func TestCollectByDigest(t *testing.T) {
 	if len(got) != 2 || got[0].Ref != ref || got[0].Digest != d || got[1].Digest != d {
 		t.Fatalf("collected %+v, want the index by digest and by tag", got)
 	}
-	entries, err := ReadIndex(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(entries) != 2 || entries[0].Annotations[ImageNameAnnotation] != ref ||
-		entries[0].Annotations[RefNameAnnotation] != d.String() || entries[1].Annotations[RefNameAnnotation] != "multi-v1" {
+	entries := indexEntries(t, dir)
+	if len(entries) != 2 || entries[0].Annotations[ocilayout.ImageNameAnnotation] != ref ||
+		entries[0].Annotations[ocilayout.RefNameAnnotation] != d.String() || entries[1].Annotations[ocilayout.RefNameAnnotation] != "multi-v1" {
 		t.Errorf("index.json entries %+v", entries)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/drove-project/drove/imagecache/ocilayout"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -271,4 +272,15 @@ func fileEquals(t *testing.T, path string, want []byte) bool {
 		return false
 	}
 	return bytes.Equal(b, want)
+}
+
+// indexEntries returns the entries of dir/index.json, failing t when it
+// cannot be read.
+func indexEntries(t *testing.T, dir string) []v1.Descriptor {
+	t.Helper()
+	idx, err := ocilayout.ReadIndex(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return idx.Manifests
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/drove-project/drove/imagecache/ocilayout"
 	"github.com/drove-project/drove/layers/reference"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -84,8 +85,8 @@ func (j *imageJob) run(ctx context.Context) (v1.Descriptor, []v1.Platform, error
 		return v1.Descriptor{}, nil, err
 	}
 	desc.Annotations = map[string]string{
-		ImageNameAnnotation: j.shown,
-		RefNameAnnotation:   j.ref.Identifier(),
+		ocilayout.ImageNameAnnotation: j.shown,
+		ocilayout.RefNameAnnotation:   j.ref.Identifier(),
 	}
 	return desc, plats, nil
 }

@@ -51,12 +51,12 @@ func TestCollectWithCredentials(t *testing.T) {
 		authFile func(t *testing.T) string
 		wantErr  string // "" for success
 	}{
-		{"none", nil, noAuthFile, "requires authentication and no credentials were given"},
+		{"none", nil, noAuthFile, "requires authentication (log in first)"},
 		{"Options.Auth", right, noAuthFile, ""},
 		{"Options.Auth wins over the auth file", right, func(t *testing.T) string { return authFile(t, "nope") }, ""},
 		{"wrong Options.Auth", wrong, noAuthFile, "rejected the credentials given for it"},
 		{"auth file", nil, func(t *testing.T) string { return authFile(t, password) }, ""},
-		{"wrong auth file", nil, func(t *testing.T) string { return authFile(t, "nope") }, "rejected the credentials from the auth file"},
+		{"wrong auth file", nil, func(t *testing.T) string { return authFile(t, "nope") }, "rejected the credentials"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -86,6 +86,9 @@ func TestCollectWithCredentials(t *testing.T) {
 			}
 			if msg := err.Error(); !strings.Contains(msg, ref) || !strings.Contains(msg, tt.wantErr) || !strings.Contains(msg, reg.Host) {
 				t.Errorf("error %q should name %s, its registry and say %q", msg, ref, tt.wantErr)
+			}
+			if msg := err.Error(); tt.auth == nil && strings.Contains(msg, "given for it") {
+				t.Errorf("error %q blames credentials given in Options.Auth, but there were none", msg)
 			}
 			if len(got) != 0 {
 				t.Errorf("collected %+v without access", got)

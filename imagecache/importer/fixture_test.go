@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/drove-project/drove/imagecache/ocilayout"
 	"github.com/drove-project/drove/internal/testregistry"
 )
 
@@ -95,7 +96,7 @@ func newFixture(t *testing.T, dir string) fixture {
 		if err != nil {
 			t.Fatalf("pull %s: %v", ref, err)
 		}
-		if err := l.AppendImage(img, layout.WithAnnotations(map[string]string{NameAnnotation: n})); err != nil {
+		if err := l.AppendImage(img, layout.WithAnnotations(map[string]string{ocilayout.ImageNameAnnotation: n})); err != nil {
 			t.Fatalf("add %s to layout: %v", n, err)
 		}
 		f.Images[n] = describe(t, n, img)
@@ -129,7 +130,7 @@ func newFixture(t *testing.T, dir string) fixture {
 		MediaType:   types.OCIImageIndex,
 		Digest:      idxDigest,
 		Size:        int64(len(raw)),
-		Annotations: map[string]string{NameAnnotation: nameIndex},
+		Annotations: map[string]string{ocilayout.ImageNameAnnotation: nameIndex},
 	}); err != nil {
 		t.Fatalf("add index to layout: %v", err)
 	}

@@ -1,30 +1,25 @@
 package importer
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 
 	"github.com/containerd/containerd/v2/core/images"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/drove-project/drove/imagecache/ocilayout"
 	"github.com/drove-project/drove/layers/reference"
 )
 
-// NameAnnotation is the index.json annotation that names an image with its
-// full reference, as containerd's own export writes it.
-const NameAnnotation = images.AnnotationImageName
-
-// maxIndexJSON and maxManifestJSON bound the JSON documents read into
-// memory; real ones are a few KiB.
-const (
-	maxIndexJSON    = 16 << 20
-	maxManifestJSON = 4 << 20
-)
+// maxManifestJSON bounds a manifest or index read into memory; real ones
+// are a few KiB.
+const maxManifestJSON = 4 << 20
 
 // entry is one named image of a layout's index.json.
 type entry struct {
@@ -40,54 +35,40 @@ type entry struct {
 // readIndex reads dir/index.json and returns the named images in file
 // order, and how many entries carried no name.
 func readIndex(dir string) ([]entry, int, error) {
-	path := filepath.Join(dir, ocispec.ImageIndexFile)
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, 0, fmt.Errorf("%w: open %s: %w", ErrInvalidLayout, path, err)
+	idx, err := ocilayout.ReadIndex(dir)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, ocilayout.ErrInvalidIndex) {
+		return nil, 0, fmt.Errorf("%w: %w", ErrInvalidLayout, err)
 	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxIndexJSON+1))
 	if err != nil {
-		return nil, 0, fmt.Errorf("read %s: %w", path, err)
+		return nil, 0, err
 	}
-	if len(b) > maxIndexJSON {
-		return nil, 0, fmt.Errorf("%w: %s is larger than %d bytes", ErrInvalidLayout, path, maxIndexJSON)
-	}
-	entries, unnamed, err := decodeIndex(b)
+	entries, unnamed, err := namedEntries(idx.Manifests)
 	if err != nil {
-		return nil, 0, fmt.Errorf("%s: %w", path, err)
+		return nil, 0, fmt.Errorf("%s: %w", filepath.Join(dir, ocilayout.IndexFile), err)
 	}
 	return entries, unnamed, nil
 }
 
-// decodeIndex parses a layout's index.json. Entries must be image
-// manifests or indexes (OCI or Docker media types) with a valid digest;
-// those without NameAnnotation are counted and skipped. Names are
-// normalised; one name given two different digests is an error.
-func decodeIndex(b []byte) ([]entry, int, error) {
-	var idx ocispec.Index
-	if err := json.Unmarshal(b, &idx); err != nil {
-		return nil, 0, fmt.Errorf("%w: decode index: %w", ErrInvalidLayout, err)
-	}
-	if idx.SchemaVersion != 2 {
-		return nil, 0, fmt.Errorf("%w: index schemaVersion %d, want 2", ErrInvalidLayout, idx.SchemaVersion)
-	}
+// namedEntries picks the entries of a layout's index.json (as
+// ocilayout.ReadIndex checked them) that carry an image name. Named
+// entries must be image manifests or indexes (OCI or Docker media types);
+// those without a name are counted and skipped. Names are normalised; one
+// name given two different digests is an error.
+func namedEntries(manifests []v1.Descriptor) ([]entry, int, error) {
 	var (
 		entries []entry
 		unnamed int
-		seen    = map[string]digest.Digest{}
+		seen    = map[string]v1.Hash{}
 	)
-	for i, d := range idx.Manifests {
-		raw, ok := d.Annotations[NameAnnotation]
+	for i, d := range manifests {
+		raw, ok := d.Annotations[ocilayout.ImageNameAnnotation]
 		if !ok || raw == "" {
 			unnamed++
 			continue
 		}
-		if err := checkDescriptor(d); err != nil {
-			return nil, 0, fmt.Errorf("index entry %d (%s): %w", i, raw, err)
-		}
-		if !images.IsManifestType(d.MediaType) && !images.IsIndexType(d.MediaType) {
-			return nil, 0, fmt.Errorf("%w: index entry %d (%s): media type %q is not an image manifest or index", ErrInvalidLayout, i, raw, d.MediaType)
+		mt := string(d.MediaType)
+		if !images.IsManifestType(mt) && !images.IsIndexType(mt) {
+			return nil, 0, fmt.Errorf("%w: index entry %d (%s): media type %q is not an image manifest or index", ErrInvalidLayout, i, raw, mt)
 		}
 		name, err := reference.Normalize(raw)
 		if err != nil {
@@ -103,7 +84,7 @@ func decodeIndex(b []byte) ([]entry, int, error) {
 		entries = append(entries, entry{
 			Name: name,
 			Raw:  raw,
-			Desc: ocispec.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size},
+			Desc: ocispec.Descriptor{MediaType: mt, Digest: digest.Digest(d.Digest.String()), Size: d.Size},
 		})
 	}
 	return entries, unnamed, nil

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/drove-project/drove/internal/atomicfile"
+	"github.com/drove-project/drove/layers/registry"
 )
 
 // DroveMarker starts the first line of every client configuration file
@@ -109,7 +110,7 @@ func upstreamServer(host string) string {
 	switch {
 	case host == hubHost:
 		return "https://registry-1.docker.io"
-	case isLoopbackHost(host):
+	case registry.IsLoopback(host):
 		return "http://" + host
 	default:
 		return "https://" + host

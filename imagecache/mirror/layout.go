@@ -1,29 +1,20 @@
 package mirror
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
+	"github.com/drove-project/drove/imagecache/ocilayout"
 	"github.com/drove-project/drove/layers/reference"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
-// ImageNameAnnotation is the index.json annotation that gives a layout
-// entry its image's full original name ("docker.io/library/nginx:1.25"), as
-// containerd writes it.
-const ImageNameAnnotation = "io.containerd.image.name"
-
 // maxManifestSize bounds a manifest or index the mirrors read into memory.
 const maxManifestSize = 4 << 20
-
-// maxIndexFileSize bounds the index.json of a layout.
-const maxIndexFileSize = 16 << 20
 
 // layoutEntry is one named image of a layout's index.json.
 type layoutEntry struct {
@@ -33,27 +24,13 @@ type layoutEntry struct {
 	desc v1.Descriptor
 }
 
-// indexFile is the part of an OCI layout's index.json the mirror reads.
-type indexFile struct {
-	SchemaVersion *int            `json:"schemaVersion"`
-	Manifests     []v1.Descriptor `json:"manifests"`
-}
-
-// parseLayoutIndex decodes an OCI layout's index.json and returns its
-// entries that name an image with the io.containerd.image.name annotation.
-// Entries without the annotation are ignored; entries whose annotation or
-// media type is unusable are left out and described in skipped. A document
-// that is not an image index is an error.
-func parseLayoutIndex(data []byte) (entries []layoutEntry, skipped []string, err error) {
-	var idx indexFile
-	if err := json.Unmarshal(data, &idx); err != nil {
-		return nil, nil, fmt.Errorf("decode index.json: %w", err)
-	}
-	if idx.SchemaVersion == nil || *idx.SchemaVersion != 2 {
-		return nil, nil, errors.New("decode index.json: schemaVersion must be 2")
-	}
-	for i, d := range idx.Manifests {
-		ann, ok := d.Annotations[ImageNameAnnotation]
+// layoutEntries returns the entries of a layout's index.json that name an
+// image with the io.containerd.image.name annotation. Entries without the
+// annotation are ignored; entries whose annotation, media type or size the
+// mirror cannot serve are left out and described in skipped.
+func layoutEntries(manifests []v1.Descriptor) (entries []layoutEntry, skipped []string) {
+	for i, d := range manifests {
+		ann, ok := d.Annotations[ocilayout.ImageNameAnnotation]
 		if !ok {
 			continue
 		}
@@ -64,7 +41,7 @@ func parseLayoutIndex(data []byte) (entries []layoutEntry, skipped []string, err
 		}
 		entries = append(entries, e)
 	}
-	return entries, skipped, nil
+	return entries, skipped
 }
 
 // layoutEntryOf checks one index.json descriptor named ann.
@@ -161,7 +138,7 @@ func (c *indexCache) load(dirs []string, problem func(dir, msg string)) []layout
 // read returns dir's index, parsing index.json again only when its size or
 // modification time changed. The caller holds c.mu.
 func (c *indexCache) read(dir string, problem func(dir, msg string)) cachedIndex {
-	path := filepath.Join(dir, "index.json")
+	path := filepath.Join(dir, ocilayout.IndexFile)
 	prev, cached := c.byDir[dir]
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -176,30 +153,16 @@ func (c *indexCache) read(dir string, problem func(dir, msg string)) cachedIndex
 		return prev
 	}
 	ci := cachedIndex{size: fi.Size(), modTime: fi.ModTime()}
-	ci.entries, ci.err = readIndexFile(path, fi.Size(), func(msg string) { problem(dir, msg) })
-	if ci.err != nil {
-		problem(dir, ci.err.Error())
+	if idx, err := ocilayout.ReadIndex(dir); err != nil {
+		ci.err = err
+		problem(dir, err.Error())
+	} else {
+		var skipped []string
+		ci.entries, skipped = layoutEntries(idx.Manifests)
+		for _, s := range skipped {
+			problem(dir, path+": "+s)
+		}
 	}
 	c.byDir[dir] = ci
 	return ci
-}
-
-// readIndexFile reads and parses the index.json at path, reporting entries
-// left out through skipped.
-func readIndexFile(path string, size int64, skipped func(msg string)) ([]layoutEntry, error) {
-	if size > maxIndexFileSize {
-		return nil, fmt.Errorf("read OCI layout: %s is %d bytes, more than %d", path, size, maxIndexFileSize)
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read OCI layout: %w", err)
-	}
-	entries, left, err := parseLayoutIndex(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	for _, s := range left {
-		skipped(path + ": " + s)
-	}
-	return entries, nil
 }

@@ -2,7 +2,6 @@ package mirror
 
 import (
 	"fmt"
-	"net"
 	"regexp"
 	"strings"
 
@@ -106,22 +105,6 @@ func canonicalRegistry(s string) (string, error) {
 		return "", fmt.Errorf("registry %q: want a host name or address with an optional port", s)
 	}
 	return h, nil
-}
-
-// isLoopbackHost reports whether a registry host ("host", "host:port",
-// "[v6]:port") is on a loopback address: 127.0.0.0/8, ::1, or localhost
-// (including *.localhost). layers/registry has the same rule, unexported.
-func isLoopbackHost(host string) bool {
-	h := host
-	if hp, _, err := net.SplitHostPort(host); err == nil {
-		h = hp
-	}
-	h = strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"))
-	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
 }
 
 // expandHub gives a single-component Docker Hub path its "library/"

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drove-project/drove/imagecache/ocilayout"
 	"github.com/drove-project/drove/internal/testregistry"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -119,7 +120,7 @@ func copyToLayout(t *testing.T, p layout.Path, from, as string) {
 	if err != nil {
 		t.Fatalf("get %s: %v", from, err)
 	}
-	ann := layout.WithAnnotations(map[string]string{ImageNameAnnotation: as})
+	ann := layout.WithAnnotations(map[string]string{ocilayout.ImageNameAnnotation: as})
 	if desc.MediaType.IsIndex() {
 		idx, err := desc.ImageIndex()
 		if err != nil {
@@ -372,7 +373,7 @@ func memLayout(t *testing.T, ref string, img v1.Image) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{ImageNameAnnotation: ref})); err != nil {
+	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{ocilayout.ImageNameAnnotation: ref})); err != nil {
 		t.Fatal(err)
 	}
 	return dir

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/drove-project/drove/internal/atomicfile"
+	"github.com/drove-project/drove/layers/registry"
 )
 
 // WriteRegistriesConf writes a containers-registries.conf (version 2, the
@@ -50,7 +51,7 @@ func WriteRegistriesConf(path string, registries []string, mirrorHost string) er
 		b.WriteString("\n[[registry]]\n")
 		b.WriteString("prefix = " + tomlString(h) + "\n")
 		b.WriteString("location = " + tomlString(h) + "\n")
-		if isLoopbackHost(h) {
+		if registry.IsLoopback(h) {
 			b.WriteString("insecure = true\n")
 		}
 		b.WriteString("\n[[registry.mirror]]\n")

@@ -2,7 +2,6 @@ package mirror
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"net/http"
 	"sync"
@@ -10,16 +9,13 @@ import (
 	"github.com/drove-project/drove/layers/registry"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
-// upstreams reaches upstream registries the way layers/registry does
-// (loopback and Options.Insecure: plain HTTP allowed and TLS unchecked;
-// credentials from the auth file), with Auth taking precedence. It keeps
-// one authenticated client per repository, since registry tokens are
-// scoped to one. layers/registry keeps these rules unexported, so they are
-// restated here.
+// upstreams reaches upstream registries the way layers/registry does (see
+// registry.Options.Endpoint), with Auth taking precedence over the auth
+// file. It keeps one authenticated client per repository, since registry
+// tokens are scoped to one.
 type upstreams struct {
 	opts registry.Options
 	auth map[string]authn.Authenticator
@@ -49,20 +45,12 @@ func (u *upstreams) get(ctx context.Context, repo repoName) (*upstreamRepo, erro
 	if ok {
 		return c, nil
 	}
-	var nopts []name.Option
-	insecure := u.opts.Insecure || isLoopbackHost(repo.host)
-	if insecure {
-		nopts = append(nopts, name.Insecure)
-	}
-	r, err := name.NewRepository(repo.String(), nopts...)
+	e, err := u.opts.Endpoint(repo.host, u.auth)
 	if err != nil {
 		return nil, fmt.Errorf("upstream repository %s: %w", repo, err)
 	}
-	auth, err := u.authFor(r.Registry)
-	if err != nil {
-		return nil, err
-	}
-	rt, err := transport.NewWithContext(ctx, r.Registry, auth, u.baseTransport(insecure), []string{r.Scope(transport.PullScope)})
+	r := e.Registry.Repo(repo.path)
+	rt, err := transport.NewWithContext(ctx, e.Registry, e.Auth, e.Transport(), []string{r.Scope(transport.PullScope)})
 	if err != nil {
 		return nil, err
 	}
@@ -74,46 +62,4 @@ func (u *upstreams) get(ctx context.Context, repo repoName) (*upstreamRepo, erro
 	u.clients[repo] = c
 	u.mu.Unlock()
 	return c, nil
-}
-
-// authFor returns the credential for reg: an Auth entry for any spelling
-// of it, else the auth file's, else anonymous.
-func (u *upstreams) authFor(reg name.Registry) (authn.Authenticator, error) {
-	want := registry.AuthKey(reg.RegistryStr())
-	for k, a := range u.auth {
-		if registry.AuthKey(k) == want && a != nil {
-			return a, nil
-		}
-	}
-	kc, err := registry.NewKeychain(u.opts.AuthFile)
-	if err != nil {
-		return nil, err
-	}
-	a, err := kc.Resolve(reg)
-	if err != nil {
-		return nil, fmt.Errorf("credentials for %s: %w", normalizeHost(reg.RegistryStr()), err)
-	}
-	return a, nil
-}
-
-// baseTransport is Options.Transport (default remote.DefaultTransport),
-// with TLS verification off for an insecure registry and Options.UserAgent
-// added.
-func (u *upstreams) baseTransport(insecure bool) http.RoundTripper {
-	base := u.opts.Transport
-	if base == nil {
-		base = remote.DefaultTransport
-	}
-	if t, ok := base.(*http.Transport); insecure && ok {
-		t = t.Clone()
-		if t.TLSClientConfig == nil {
-			t.TLSClientConfig = &tls.Config{}
-		}
-		t.TLSClientConfig.InsecureSkipVerify = true //nolint:gosec // loopback registry, or asked for with Options.Insecure
-		base = t
-	}
-	if u.opts.UserAgent != "" {
-		base = transport.NewUserAgent(base, u.opts.UserAgent)
-	}
-	return base
 }

@@ -5,9 +5,13 @@
 //
 // Registries on a loopback address (127.0.0.0/8, ::1, localhost) are
 // reached over plain HTTP without any flag, as docker does; Options.Insecure
-// extends that to any registry and also skips TLS verification.
+// extends that to any registry and also skips TLS verification. Code that
+// talks to registries itself (a pull-through mirror, a concurrent puller)
+// gets the same rules from Options.Endpoint: the registry, its credential
+// and transport, and ggcr options.
 //
 // Errors are classified into the sentinels ErrUnauthorized, ErrNotFound and
 // ErrUnreachable, matched with errors.Is; the registry's own error stays
-// reachable with errors.As (*transport.Error).
+// reachable with errors.As (*transport.Error). Endpoint.Classify does the
+// same for requests made elsewhere.
 package registry

@@ -40,11 +40,12 @@ func (e *classifiedError) Error() string { return e.msg }
 
 func (e *classifiedError) Unwrap() []error { return []error{e.kind, e.cause} }
 
-// classify sorts err from a remote operation on ref (in registry host) into
-// ErrUnauthorized, ErrNotFound or ErrUnreachable. anonymous tells whether the
-// request carried no credentials, which changes the unauthorized message.
-// Errors that fit none of these are returned unchanged.
-func classify(err error, host, ref string, anonymous bool) error {
+// classifyError sorts err from a remote operation on ref (in registry
+// host) into ErrUnauthorized, ErrNotFound or ErrUnreachable; src, where the
+// credential sent came from, picks the unauthorized message, and an empty
+// ref is left out of the not-found one. Errors that fit none of these are
+// returned unchanged.
+func classifyError(err error, host, ref string, src CredentialSource) error {
 	if err == nil {
 		return nil
 	}
@@ -56,17 +57,17 @@ func classify(err error, host, ref string, anonymous bool) error {
 	if errors.As(err, &terr) {
 		switch {
 		case hasCode(terr, transport.UnauthorizedErrorCode) || terr.StatusCode == http.StatusUnauthorized:
-			msg := fmt.Sprintf("%s: registry %s rejected the credentials", ErrUnauthorized, host)
-			if anonymous {
-				msg = fmt.Sprintf("%s: registry %s requires authentication (log in first)", ErrUnauthorized, host)
-			}
-			return &classifiedError{kind: ErrUnauthorized, msg: msg, cause: err}
+			return &classifiedError{kind: ErrUnauthorized, msg: unauthorizedMessage(host, src), cause: err}
 		case hasCode(terr, transport.DeniedErrorCode) || terr.StatusCode == http.StatusForbidden:
 			msg := fmt.Sprintf("%s: registry %s denied access%s", ErrUnauthorized, host, diagnostics(terr))
 			return &classifiedError{kind: ErrUnauthorized, msg: msg, cause: err}
 		case hasCode(terr, transport.ManifestUnknownErrorCode, transport.NameUnknownErrorCode, transport.BlobUnknownErrorCode) ||
 			terr.StatusCode == http.StatusNotFound:
-			msg := fmt.Sprintf("%s: %s%s", ErrNotFound, ref, diagnostics(terr))
+			msg := ErrNotFound.Error()
+			if ref != "" {
+				msg += ": " + ref
+			}
+			msg += diagnostics(terr)
 			return &classifiedError{kind: ErrNotFound, msg: msg, cause: err}
 		}
 		return err
@@ -80,6 +81,19 @@ func classify(err error, host, ref string, anonymous bool) error {
 		return &classifiedError{kind: ErrUnreachable, msg: msg, cause: err}
 	}
 	return err
+}
+
+// unauthorizedMessage says that registry host refused the credential from
+// src, and what to do about it.
+func unauthorizedMessage(host string, src CredentialSource) string {
+	switch src {
+	case NoCredentials:
+		return fmt.Sprintf("%s: registry %s requires authentication (log in first)", ErrUnauthorized, host)
+	case FromCaller:
+		return fmt.Sprintf("%s: registry %s rejected the credentials given for it", ErrUnauthorized, host)
+	default:
+		return fmt.Sprintf("%s: registry %s rejected the credentials", ErrUnauthorized, host)
+	}
 }
 
 // isNetworkError reports whether err is a failure to connect (refused,

@@ -87,10 +87,7 @@ func verifyLogin(ctx context.Context, registry, username, password string, opts 
 	}
 	auth := authn.FromConfig(authn.AuthConfig{Username: username, Password: password})
 	scope := reg.Repo(loginCheckRepo).Scope(transport.PullScope)
-	base := opts.transport(host)
-	if opts.UserAgent != "" {
-		base = transport.NewUserAgent(base, opts.UserAgent)
-	}
+	base := withUserAgent(opts.transport(host), opts.UserAgent)
 	rt, err := transport.NewWithContext(ctx, reg, auth, base, []string{scope})
 	if err != nil {
 		return loginError(err, host)
@@ -124,5 +121,5 @@ func loginError(err error, host string) error {
 			cause: err,
 		}
 	}
-	return classify(err, host, host, false)
+	return classifyError(err, host, host, FromCaller)
 }

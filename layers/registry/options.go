@@ -3,11 +3,9 @@ package registry
 import (
 	"context"
 	"crypto/tls"
-	"fmt"
 	"github.com/drove-project/drove/layers/reference"
 	"net/http"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -39,7 +37,7 @@ type Options struct {
 
 // insecureFor reports whether host is reached without TLS guarantees.
 func (o Options) insecureFor(host string) bool {
-	return o.Insecure || isLoopbackHost(host)
+	return o.Insecure || IsLoopback(host)
 }
 
 // nameOptions returns the ggcr name options for parsing a reference or
@@ -72,9 +70,10 @@ func (o Options) transport(host string) http.RoundTripper {
 	return t
 }
 
-// parseRemote parses s for contacting its registry: loopback registries and
-// Options.Insecure get plain-HTTP fallback.
-func (o Options) parseRemote(s string) (name.Reference, error) {
+// ParseReference parses an image reference s (see reference.Parse) for
+// contacting its registry: a loopback registry, or any registry with
+// Insecure, may then be reached over plain HTTP.
+func (o Options) ParseReference(s string) (name.Reference, error) {
 	ref, err := reference.Parse(s)
 	if err != nil {
 		return nil, err
@@ -85,34 +84,17 @@ func (o Options) parseRemote(s string) (name.Reference, error) {
 	return ref, nil
 }
 
-// remoteSetup holds what remote operations on one registry need.
-type remoteSetup struct {
-	opts      []remote.Option
-	anonymous bool
-}
-
-// remote resolves credentials for ref's registry from the credentials file
-// and returns the ggcr options for an operation bounded by ctx.
-func (o Options) remote(ctx context.Context, ref name.Reference) (remoteSetup, error) {
-	kc, err := NewKeychain(o.AuthFile)
+// remote returns the endpoint of ref's registry, credentials from the
+// credentials file, and the ggcr options for an operation on ref bounded by
+// ctx (with Platform, when set).
+func (o Options) remote(ctx context.Context, ref name.Reference) (Endpoint, []remote.Option, error) {
+	e, err := o.endpoint(ref.Context().Registry, nil)
 	if err != nil {
-		return remoteSetup{}, err
+		return Endpoint{}, nil, err
 	}
-	reg := ref.Context().Registry
-	auth, err := kc.Resolve(reg)
-	if err != nil {
-		return remoteSetup{}, fmt.Errorf("credentials for %s: %w", reference.DisplayRegistry(reg.RegistryStr()), err)
-	}
-	opts := []remote.Option{
-		remote.WithContext(ctx),
-		remote.WithAuth(auth),
-		remote.WithTransport(o.transport(reg.RegistryStr())),
-	}
-	if o.UserAgent != "" {
-		opts = append(opts, remote.WithUserAgent(o.UserAgent))
-	}
+	opts := append(e.RemoteOptions(), remote.WithContext(ctx))
 	if o.Platform != nil {
 		opts = append(opts, remote.WithPlatform(*o.Platform))
 	}
-	return remoteSetup{opts: opts, anonymous: auth == authn.Anonymous}, nil
+	return e, opts, nil
 }

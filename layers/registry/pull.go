@@ -31,19 +31,18 @@ type Pulled struct {
 // at ref, it returns the index's image for that platform, or an error
 // wrapping ErrNotFound when there is none.
 func Pull(ctx context.Context, ref string, opts Options) (Pulled, error) {
-	r, err := opts.parseRemote(ref)
+	r, err := opts.ParseReference(ref)
 	if err != nil {
 		return Pulled{}, fmt.Errorf("pull: %w", err)
 	}
 	shown := reference.String(r)
-	setup, err := opts.remote(ctx, r)
+	ep, ropts, err := opts.remote(ctx, r)
 	if err != nil {
 		return Pulled{}, fmt.Errorf("pull %s: %w", shown, err)
 	}
-	host := r.Context().RegistryStr()
-	desc, err := remote.Get(r, setup.opts...)
+	desc, err := remote.Get(r, ropts...)
 	if err != nil {
-		return Pulled{}, fmt.Errorf("pull %s: %w", shown, classify(err, host, shown, setup.anonymous))
+		return Pulled{}, fmt.Errorf("pull %s: %w", shown, ep.Classify(err, shown))
 	}
 	out := Pulled{Ref: r.Context().Digest(desc.Digest.String()), Descriptor: desc.Descriptor}
 	if desc.MediaType.IsIndex() {
@@ -55,7 +54,7 @@ func Pull(ctx context.Context, ref string, opts Options) (Pulled, error) {
 			out.Index = idx
 			return out, nil
 		}
-		return pullPlatform(r, shown, idx, *opts.Platform, host, setup.anonymous)
+		return pullPlatform(r, shown, idx, *opts.Platform, ep)
 	}
 	if !desc.MediaType.IsImage() {
 		return Pulled{}, fmt.Errorf("pull %s: unsupported manifest media type %q", shown, desc.MediaType)
@@ -68,11 +67,12 @@ func Pull(ctx context.Context, ref string, opts Options) (Pulled, error) {
 	return out, nil
 }
 
-// pullPlatform picks the first image in idx whose platform satisfies want.
-func pullPlatform(r name.Reference, shown string, idx v1.ImageIndex, want v1.Platform, host string, anonymous bool) (Pulled, error) {
+// pullPlatform picks the first image in idx, from ep, whose platform
+// satisfies want.
+func pullPlatform(r name.Reference, shown string, idx v1.ImageIndex, want v1.Platform, ep Endpoint) (Pulled, error) {
 	im, err := idx.IndexManifest()
 	if err != nil {
-		return Pulled{}, fmt.Errorf("pull %s: %w", shown, classify(err, host, shown, anonymous))
+		return Pulled{}, fmt.Errorf("pull %s: %w", shown, ep.Classify(err, shown))
 	}
 	for _, m := range im.Manifests {
 		if m.Platform == nil || !m.MediaType.IsImage() || !m.Platform.Satisfies(want) {
@@ -80,7 +80,7 @@ func pullPlatform(r name.Reference, shown string, idx v1.ImageIndex, want v1.Pla
 		}
 		img, err := idx.Image(m.Digest)
 		if err != nil {
-			return Pulled{}, fmt.Errorf("pull %s for %s: %w", shown, want.String(), classify(err, host, shown, anonymous))
+			return Pulled{}, fmt.Errorf("pull %s for %s: %w", shown, want.String(), ep.Classify(err, shown))
 		}
 		return Pulled{Ref: r.Context().Digest(m.Digest.String()), Descriptor: m, Image: img}, nil
 	}
@@ -90,28 +90,27 @@ func pullPlatform(r name.Reference, shown string, idx v1.ImageIndex, want v1.Pla
 // Resolve returns the descriptor of the manifest at ref (an index stays an
 // index; Options.Platform is not applied), without fetching blobs.
 func Resolve(ctx context.Context, ref string, opts Options) (v1.Descriptor, error) {
-	r, err := opts.parseRemote(ref)
+	r, err := opts.ParseReference(ref)
 	if err != nil {
 		return v1.Descriptor{}, fmt.Errorf("resolve: %w", err)
 	}
 	shown := reference.String(r)
-	setup, err := opts.remote(ctx, r)
+	ep, ropts, err := opts.remote(ctx, r)
 	if err != nil {
 		return v1.Descriptor{}, fmt.Errorf("resolve %s: %w", shown, err)
 	}
-	host := r.Context().RegistryStr()
-	desc, err := remote.Head(r, setup.opts...)
+	desc, err := remote.Head(r, ropts...)
 	if err == nil {
 		return *desc, nil
 	}
 	var definite *classifiedError // unauthorized, not found, unreachable
-	if cerr := classify(err, host, shown, setup.anonymous); errors.As(cerr, &definite) {
+	if cerr := ep.Classify(err, shown); errors.As(cerr, &definite) {
 		return v1.Descriptor{}, fmt.Errorf("resolve %s: %w", shown, cerr)
 	}
 	// Some registries answer HEAD badly; GET the manifest instead.
-	full, err := remote.Get(r, setup.opts...)
+	full, err := remote.Get(r, ropts...)
 	if err != nil {
-		return v1.Descriptor{}, fmt.Errorf("resolve %s: %w", shown, classify(err, host, shown, setup.anonymous))
+		return v1.Descriptor{}, fmt.Errorf("resolve %s: %w", shown, ep.Classify(err, shown))
 	}
 	return full.Descriptor, nil
 }

@@ -19,15 +19,14 @@ func Push(ctx context.Context, ref string, obj remote.Taggable, opts Options) er
 	default:
 		return fmt.Errorf("push %s: %T is neither an image nor an index", ref, obj)
 	}
-	r, err := opts.parseRemote(ref)
+	r, err := opts.ParseReference(ref)
 	if err != nil {
 		return fmt.Errorf("push: %w", err)
 	}
-	setup, err := opts.remote(ctx, r)
+	ep, ropts, err := opts.remote(ctx, r)
 	if err != nil {
 		return fmt.Errorf("push %s: %w", reference.String(r), err)
 	}
-	ropts := setup.opts
 	var updates chan v1.Update
 	done := make(chan struct{})
 	if opts.Progress != nil {
@@ -55,7 +54,7 @@ func Push(ctx context.Context, ref string, obj remote.Taggable, opts Options) er
 	}
 	<-done
 	if err != nil {
-		return fmt.Errorf("push %s: %w", reference.String(r), classify(err, r.Context().RegistryStr(), reference.String(r), setup.anonymous))
+		return fmt.Errorf("push %s: %w", reference.String(r), ep.Classify(err, reference.String(r)))
 	}
 	return nil
 }
