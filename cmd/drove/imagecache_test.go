@@ -34,57 +34,76 @@ import (
 func upstreamImages(t *testing.T, up *testregistry.Registry) map[string]v1.Hash {
 	t.Helper()
 	out := map[string]v1.Hash{}
-	ociImage := func(arch string) v1.Image {
-		l, err := random.Layer(64<<10, types.OCILayer)
-		if err != nil {
-			t.Fatal(err)
-		}
-		img, err := mutate.AppendLayers(mutate.MediaType(empty.Image, types.OCIManifestSchema1), l)
-		if err != nil {
-			t.Fatal(err)
-		}
-		img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
-		cf, _ := img.ConfigFile()
-		cf.OS, cf.Architecture = "linux", arch
-		img, err = mutate.ConfigFile(img, cf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return img
-	}
-	push := func(ref string, w func(name.Reference) error, digest func() (v1.Hash, error)) {
-		r, err := name.ParseReference(ref)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := w(r); err != nil {
-			t.Fatalf("push %s: %v", ref, err)
-		}
-		if out[ref], err = digest(); err != nil {
-			t.Fatal(err)
-		}
-	}
 	for _, n := range []string{"team/app:v1", "team/pulled:v1"} {
-		img := ociImage("amd64")
-		push(up.Ref(n, ""), func(r name.Reference) error { return remote.Write(r, img) }, img.Digest)
+		out[up.Ref(n, "")] = pushImage(t, up.Ref(n, ""), randomOCIImage(t, "amd64"))
 	}
 	legacy, err := random.Image(32<<10, 1) // Docker schema 2 media types
 	if err != nil {
 		t.Fatal(err)
 	}
-	cf, _ := legacy.ConfigFile()
-	cf.OS, cf.Architecture = "linux", "amd64"
-	if legacy, err = mutate.ConfigFile(legacy, cf); err != nil {
-		t.Fatal(err)
-	}
-	push(up.Ref("team/legacy:v1", ""), func(r name.Reference) error { return remote.Write(r, legacy) }, legacy.Digest)
+	out[up.Ref("team/legacy:v1", "")] = pushImage(t, up.Ref("team/legacy:v1", ""), withArch(t, legacy, "amd64"))
 	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
 	for _, arch := range []string{"amd64", "arm64"} {
-		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: ociImage(arch),
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: randomOCIImage(t, arch),
 			Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
 	}
-	push(up.Ref("team/multi:v1", ""), func(r name.Reference) error { return remote.WriteIndex(r, idx) }, idx.Digest)
+	multi := up.Ref("team/multi:v1", "")
+	r, err := name.ParseReference(multi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteIndex(r, idx); err != nil {
+		t.Fatalf("push %s: %v", r, err)
+	}
+	if out[multi], err = idx.Digest(); err != nil {
+		t.Fatal(err)
+	}
 	return out
+}
+
+// randomOCIImage is a one-layer linux/arch image with OCI media types.
+func randomOCIImage(t *testing.T, arch string) v1.Image {
+	t.Helper()
+	l, err := random.Layer(64<<10, types.OCILayer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(mutate.MediaType(empty.Image, types.OCIManifestSchema1), l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return withArch(t, mutate.ConfigMediaType(img, types.OCIConfigJSON), arch)
+}
+
+func withArch(t *testing.T, img v1.Image, arch string) v1.Image {
+	t.Helper()
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf.OS, cf.Architecture = "linux", arch
+	out, err := mutate.ConfigFile(img, cf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// pushImage pushes img to ref and returns its digest.
+func pushImage(t *testing.T, ref string, img v1.Image) v1.Hash {
+	t.Helper()
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(r, img); err != nil {
+		t.Fatalf("push %s: %v", ref, err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
 
 // The acceptance test: a cluster image caches three container
@@ -139,7 +158,7 @@ func TestContainerImagesOffline(t *testing.T) {
 	}
 	// An app image caching one more image, for run --mode loadImage.
 	extra := up.Ref("team/extra:v1", "")
-	extraDigest := pushRandomImage(t, extra)
+	extraDigest := pushImage(t, extra, randomOCIImage(t, "amd64"))
 	appCtx := t.TempDir()
 	writeTree(t, appCtx, map[string]string{"Kubefile": "FROM scratch\nCOPY imageList manifests/\n", "imageList": extra + "\n"})
 	drove(t, cli, "build", "-t", "more-images:v1", appCtx)
@@ -204,37 +223,6 @@ func TestContainerImagesOffline(t *testing.T) {
 	if rev.Image != "offline:v1" {
 		t.Errorf("after loadImage the cluster's image is %q, want offline:v1 still", rev.Image)
 	}
-}
-
-// pushRandomImage pushes a small linux/amd64 OCI image to ref.
-func pushRandomImage(t *testing.T, ref string) v1.Hash {
-	t.Helper()
-	l, err := random.Layer(16<<10, types.OCILayer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(mutate.MediaType(empty.Image, types.OCIManifestSchema1), l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
-	cf, _ := img.ConfigFile()
-	cf.OS, cf.Architecture = "linux", "amd64"
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		t.Fatal(err)
-	}
-	r, err := name.ParseReference(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(r, img); err != nil {
-		t.Fatalf("push %s: %v", ref, err)
-	}
-	d, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
 }
 
 // startContainerdIn runs a containerd for dir inside network namespace ns

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/drove-project/drove/coordinator/runtime"
 	"github.com/drove-project/drove/layers/clusterfile"
 )
 
@@ -36,14 +35,7 @@ func loadImages(ctx context.Context, g *Globals, o *runOptions, img *clusterImag
 	if err != nil {
 		return err
 	}
-	d, err := buildDesired(ctx, f, img)
-	if err != nil {
-		return err
-	}
-	if o.SetImport {
-		d.ImportImages = o.Import
-	}
-	rt, err := runtime.Lookup(d.Runtime)
+	d, rt, err := o.desired(ctx, f, img)
 	if err != nil {
 		return err
 	}

@@ -231,18 +231,28 @@ func runRun(ctx context.Context, g *Globals, o *runOptions) error {
 	return applyCluster(ctx, g, o, f, img)
 }
 
+// desired is what f and img describe, with this run's --import, and its
+// runtime.
+func (o *runOptions) desired(ctx context.Context, f *clusterfile.File, img *clusterImage) (runtime.Desired, runtime.Runtime, error) {
+	d, err := buildDesired(ctx, f, img)
+	if err != nil {
+		return runtime.Desired{}, nil, err
+	}
+	if o.SetImport {
+		d.ImportImages = o.Import
+	}
+	rt, err := runtime.Lookup(d.Runtime)
+	if err != nil {
+		return runtime.Desired{}, nil, err
+	}
+	return d, rt, nil
+}
+
 // applyCluster brings the cluster to what f and img describe: it plans
 // from the difference with the applied revision, makes sure every host
 // runs an agent, and runs the plans to the end.
 func applyCluster(ctx context.Context, g *Globals, o *runOptions, f *clusterfile.File, img *clusterImage) error {
-	next, err := buildDesired(ctx, f, img)
-	if err != nil {
-		return err
-	}
-	if o.SetImport {
-		next.ImportImages = o.Import
-	}
-	rt, err := runtime.Lookup(next.Runtime)
+	next, rt, err := o.desired(ctx, f, img)
 	if err != nil {
 		return err
 	}
