@@ -11,6 +11,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/drove-project/drove/layers/store"
 )
 
 // Annotation keys of an index.json entry.
@@ -18,10 +20,10 @@ const (
 	// ImageNameAnnotation holds the entry's full image reference
 	// ("docker.io/library/nginx:1.25"); containerd names the image it
 	// imports after it.
-	ImageNameAnnotation = "io.containerd.image.name"
+	ImageNameAnnotation = store.ImageNameAnnotation
 	// RefNameAnnotation holds the tag or digest of the reference, as
 	// skopeo's and umoci's oci:DIR:NAME look it up.
-	RefNameAnnotation = "org.opencontainers.image.ref.name"
+	RefNameAnnotation = store.RefNameAnnotation
 )
 
 // IndexFile is the name of a layout's index inside its directory.

@@ -16,10 +16,8 @@ import (
 	"github.com/drove-project/drove/layers/store"
 )
 
-// ContainerdNameAnnotation is the annotation containerd, BuildKit and Docker
-// use for an image's full name in index.json; podman prefers it over
-// org.opencontainers.image.ref.name, which OCI tools often set to a bare tag.
-const ContainerdNameAnnotation = "io.containerd.image.name"
+// ContainerdNameAnnotation is store.ImageNameAnnotation.
+const ContainerdNameAnnotation = store.ImageNameAnnotation
 
 const layoutJSON = `{"imageLayoutVersion":"1.0.0"}`
 

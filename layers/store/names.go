@@ -21,6 +21,11 @@ import (
 // drove stores the full normalised reference there (docker.io/library/x:v1).
 const RefNameAnnotation = "org.opencontainers.image.ref.name"
 
+// ImageNameAnnotation is the annotation containerd, BuildKit and Docker
+// use for an image's full name in index.json; podman prefers it over
+// RefNameAnnotation, which OCI tools often set to a bare tag.
+const ImageNameAnnotation = "io.containerd.image.name"
+
 // Entry is one named image in the store.
 type Entry struct {
 	Name       string        // normalised reference, e.g. docker.io/library/k8s:v1.28
