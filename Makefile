@@ -49,6 +49,7 @@ bench: build
 	$(BIN) bench build
 	$(BIN) bench steps
 	$(BIN) bench swarm --netns --nodes 16
+	$(BIN) bench images --netns --nodes 16
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

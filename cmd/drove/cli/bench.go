@@ -23,7 +23,7 @@ func newBenchCmd(g *Globals) *cobra.Command {
 		Use:   "bench",
 		Short: "Measure drove against a baseline taken in the same run",
 	}
-	cmd.AddCommand(newBenchBuildCmd(g), newBenchStepsCmd(g), newBenchSwarmCmd(g))
+	cmd.AddCommand(newBenchBuildCmd(g), newBenchStepsCmd(g), newBenchSwarmCmd(g), newBenchImagesCmd(g))
 	return cmd
 }
 
