@@ -81,6 +81,9 @@ func (ss *session) announce(ctx context.Context, last announceSample, leaving bo
 	}
 	ss.mu.Lock()
 	ss.peers, ss.done, ss.copiesOut = peers.Peers, peers.Done, peers.CopiesOut
+	if now.at.After(ss.answered) { // announces may overlap (a kick)
+		ss.answered = now.at
+	}
 	ss.notifyLocked()
 	ss.mu.Unlock()
 	return now

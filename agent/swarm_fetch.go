@@ -177,6 +177,7 @@ type fetch struct {
 	picker  *swarm.Picker
 	need    map[string]*blobState // blobs being fetched
 	workers int                   // piece workers per peer
+	started time.Time
 
 	pieces     atomic.Int64
 	downloaded atomic.Int64
@@ -189,6 +190,7 @@ type fetch struct {
 	wake     chan struct{}                             // closed (and replaced) when pieces or peers change
 	inflight map[pieceRef]map[*link]context.CancelFunc // for cancelling endgame duplicates
 	verified map[pieceRef]bool                         // pieces this fetch verified
+	seedsOK  bool                                      // seed links may fetch (swarm_seedgate.go)
 }
 
 type pieceRef struct {
@@ -198,7 +200,7 @@ type pieceRef struct {
 
 func newFetch(ss *session) *fetch {
 	f := &fetch{
-		ss: ss, log: ss.log, need: map[string]*blobState{}, fatal: make(chan error, 1),
+		ss: ss, log: ss.log, need: map[string]*blobState{}, fatal: make(chan error, 1), started: time.Now(),
 		links: map[string]*link{}, retryAt: map[string]time.Time{}, wake: make(chan struct{}),
 		inflight: map[pieceRef]map[*link]context.CancelFunc{}, verified: map[pieceRef]bool{},
 	}
@@ -274,6 +276,10 @@ func (f *fetch) run(ctx context.Context) error {
 	f.ss.kickAnnounce()
 	tick := time.NewTicker(peerRetry / 2)
 	defer tick.Stop()
+	// The announce that shows who else takes part (swarm_seedgate.go).
+	settle := time.NewTimer(seedSettle)
+	defer settle.Stop()
+	gated := true
 	for {
 		wake := f.waker()
 		if f.picker.Complete() {
@@ -281,6 +287,10 @@ func (f *fetch) run(ctx context.Context) error {
 		}
 		peers, _, _, changed := f.ss.trackerState()
 		f.syncPeers(ctx, peers)
+		if gated && f.seedWait() == 0 {
+			gated = false
+			f.notify() // the seed links' workers
+		}
 		select {
 		case <-ctx.Done():
 			return context.Cause(ctx)
@@ -289,6 +299,8 @@ func (f *fetch) run(ctx context.Context) error {
 		case <-changed:
 		case <-wake:
 		case <-tick.C:
+		case <-settle.C:
+			f.ss.kickAnnounce()
 		}
 	}
 }

@@ -120,6 +120,9 @@ func (l *link) learn() error {
 	l.ready, l.pending = true, nil
 	l.notifyLocked()
 	l.mu.Unlock()
+	if !l.peer.Seed {
+		f.notify() // may open the seed gate
+	}
 	return nil
 }
 
@@ -163,6 +166,14 @@ func (l *link) work(log *slog.Logger) {
 	f := l.f
 	for {
 		wake, mine := f.waker(), l.waker()
+		if l.peer.Seed {
+			if wait := f.seedWait(); wait > 0 {
+				if !l.await(wait, wake, mine) {
+					return
+				}
+				continue
+			}
+		}
 		blob, piece, ok := f.picker.Next(l.peer.ID)
 		if !ok {
 			select {

@@ -46,6 +46,7 @@ type session struct {
 	lastUse   time.Time
 	closing   bool
 	peers     []protocol.SwarmPeer // the tracker's latest answer
+	answered  time.Time            // when the announce it answered was sent
 	done      bool                 // the tracker says every target finished
 	copiesOut int
 	connected int
