@@ -51,6 +51,11 @@ type Config struct {
 	ContainerdAddress string
 	Fast              bool // short gossip timers for a lab on one machine
 	Log               *slog.Logger
+
+	// Media is an OCI image layout on the media this node was installed
+	// from (<media>/drove/image): at start its blobs are verified into the
+	// node's store, which the swarm then serves (media.go). Empty: none.
+	Media string
 }
 
 // Agent is the node daemon: gossip membership, a NATS connection to the
@@ -69,6 +74,11 @@ type Agent struct {
 	nc     *nats.Conn
 	swarm  *Swarm
 	mirror *NodeMirror // nil until Run started it
+	// mediaDone is closed once the media import (Config.Media) has ended,
+	// at once without media; mediaRefused is the count of refused blobs
+	// it gossips ("" until then).
+	mediaDone    chan struct{}
+	mediaRefused string
 }
 
 // New prepares an agent: its identity, facts, gossip (not yet joined) and
@@ -84,7 +94,10 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, id: id, log: cfg.Log.With("node", id), facts: GatherFacts()}
+	a := &Agent{cfg: cfg, id: id, log: cfg.Log.With("node", id), facts: GatherFacts(), mediaDone: make(chan struct{})}
+	if cfg.Media == "" {
+		close(a.mediaDone)
+	}
 	if cfg.AdvertiseAddr == "" {
 		a.cfg.AdvertiseAddr = cfg.BindAddr
 	}
@@ -93,7 +106,7 @@ func New(cfg Config) (*Agent, error) {
 	actions := Builtins()
 	actions.Register("shell", Shell{DataDir: cfg.DataDir})
 	actions.Register("write-file", WriteFile{DataDir: cfg.DataDir})
-	actions.Register(protocol.ActionDistribute, DistributeAction{Swarm: a.currentSwarm})
+	actions.Register(protocol.ActionDistribute, a.afterMedia(DistributeAction{Swarm: a.currentSwarm}))
 	actions.Register(ActionRender, RenderAction{DataDir: cfg.DataDir})
 	a.apilb = NewAPILBAction(cfg.DataDir, a.log)
 	actions.Register(ActionAPILB, a.apilb)
@@ -133,7 +146,7 @@ func (a *Agent) Facts() Facts { return a.facts }
 
 func (a *Agent) member() protocol.Member {
 	return protocol.Member{
-		ID: a.id, Name: a.cfg.Name, Address: a.cfg.AdvertiseAddr, Roles: a.cfg.Roles, Labels: a.cfg.Labels,
+		ID: a.id, Name: a.cfg.Name, Address: a.cfg.AdvertiseAddr, Roles: a.cfg.Roles, Labels: a.labels(),
 		Arch: a.facts.Arch, OS: a.facts.OS, Version: version.String(), State: "alive",
 		Coord: a.cfg.Coordinator, NATSPort: a.cfg.NATSPort, RaftPort: a.cfg.RaftPort, RoutePort: a.cfg.RoutePort,
 		GossipPort: a.cfg.GossipPort, DataPort: a.data.Port(),
@@ -182,6 +195,13 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.mirror = m
 			a.mu.Unlock()
 		}
+	}
+	if a.cfg.Media != "" {
+		// Beside the join: steps that need the media's blobs wait for it
+		// (afterMedia), nothing else does.
+		mctx, stop := context.WithCancel(ctx)
+		go a.importMedia(mctx)
+		defer func() { stop(); <-a.mediaDone }()
 	}
 	if seeds := a.joinSeeds(); len(seeds) > 0 {
 		go func() {

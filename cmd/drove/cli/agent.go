@@ -17,6 +17,7 @@ import (
 
 	"github.com/drove-project/drove/agent"
 	"github.com/drove-project/drove/coordinator"
+	"github.com/drove-project/drove/coordinator/netinstall"
 	"github.com/drove-project/drove/internal/clusterauth"
 )
 
@@ -40,12 +41,16 @@ type agentOptions struct {
 	RoutePort       int               `json:"routePort,omitempty"`
 	RaftPort        int               `json:"raftPort,omitempty"`
 	DataPort        int               `json:"dataPort,omitempty"`
+	APIPort         int               `json:"apiPort,omitempty"`
 	UploadLimit     string            `json:"uploadLimit,omitempty"`
 	Fast            bool              `json:"fast,omitempty"`
 	RemoveDeadAfter string            `json:"removeDeadCoordinatorsAfter,omitempty"`
 	MirrorAddr      string            `json:"mirrorAddr,omitempty"`
 	CertsDir        string            `json:"containerdCertsDir,omitempty"`
 	Containerd      string            `json:"containerdAddress,omitempty"`
+	// Media is the OCI image layout on the boot media this node was
+	// installed from (drove agent install --media writes it).
+	Media string `json:"media,omitempty"`
 
 	labels          []string
 	coordinator     bool
@@ -81,6 +86,7 @@ with a wrong or missing token cannot join gossip, NATS or raft.`,
 			return runAgent(cmd.Context(), g, o)
 		},
 	}
+	cmd.AddCommand(newAgentInstallCmd(g), newAgentUninstallCmd(g))
 	f := cmd.Flags()
 	f.StringVar(&o.Config, "config", "", "YAML file with these settings (flags override it)")
 	f.StringVar(&o.Name, "name", "", "node ID on first start (default: host name plus a suffix)")
@@ -98,10 +104,12 @@ with a wrong or missing token cannot join gossip, NATS or raft.`,
 	f.IntVar(&o.RoutePort, "route-port", 6222, "coordinator: NATS cluster port")
 	f.IntVar(&o.RaftPort, "raft-port", 7947, "coordinator: raft port")
 	f.IntVar(&o.DataPort, "data-port", 7950, "data endpoint port: peers fetch image pieces from this node here")
+	f.IntVar(&o.APIPort, "api-port", netinstall.DefaultPort, "coordinator: HTTPS install API port (GET /install.sh, /dl/drove-<os>-<arch>); 0 turns it off")
 	f.StringVar(&o.UploadLimit, "upload-limit", "", "cap what this node serves to peers, e.g. 100mbit, 12MiB (per second; default: no cap)")
 	f.StringVar(&o.MirrorAddr, "mirror-addr", agent.DefaultMirrorAddr, "node registry mirror: serves the container images cached in cluster images to this node's containerd (host:port; off disables it)")
 	f.StringVar(&o.CertsDir, "containerd-certs-dir", agent.DefaultCertsDir, "containerd hosts directory where images steps point registries at the node mirror")
 	f.StringVar(&o.Containerd, "containerd-address", agent.DefaultContainerdAddress, "containerd socket images steps import into")
+	f.StringVar(&o.Media, "media", "", "OCI image layout on the media this node was installed from : its blobs are verified into the local store at start and served to the swarm, so the node seeds the image to the others")
 	f.BoolVar(&o.Fast, "fast", false, "short gossip and raft timers (labs on one machine)")
 	f.StringVar(&o.RemoveDeadAfter, "remove-dead-coordinators-after", "5m", "coordinator: drop a coordinator from raft after it has been dead this long (while most are alive); 0 never")
 	return cmd
@@ -207,12 +215,14 @@ func (o *agentOptions) mergeFile(file *agentOptions, flags *pflag.FlagSet) {
 	set("route-port", func() { pickInt(&o.RoutePort, file.RoutePort) })
 	set("raft-port", func() { pickInt(&o.RaftPort, file.RaftPort) })
 	set("data-port", func() { pickInt(&o.DataPort, file.DataPort) })
+	set("api-port", func() { pickInt(&o.APIPort, file.APIPort) })
 	set("upload-limit", func() { pick(&o.UploadLimit, file.UploadLimit) })
 	set("fast", func() { o.Fast = o.Fast || file.Fast })
 	set("remove-dead-coordinators-after", func() { pick(&o.RemoveDeadAfter, file.RemoveDeadAfter) })
 	set("mirror-addr", func() { pick(&o.MirrorAddr, file.MirrorAddr) })
 	set("containerd-certs-dir", func() { pick(&o.CertsDir, file.CertsDir) })
 	set("containerd-address", func() { pick(&o.Containerd, file.Containerd) })
+	set("media", func() { pick(&o.Media, file.Media) })
 }
 
 func pick(dst *string, v string) {
@@ -254,6 +264,7 @@ func runAgent(ctx context.Context, g *Globals, o *agentOptions) error {
 		Coordinator: *o.Coordinator, Fast: o.Fast, Log: log,
 		DataPort: o.DataPort, UploadLimit: o.uploadLimit,
 		CertsDir: o.CertsDir, ContainerdAddress: o.Containerd,
+		Media: o.Media,
 	}
 	if o.MirrorAddr != "off" {
 		cfg.MirrorAddr = o.MirrorAddr
@@ -284,6 +295,11 @@ func runAgent(ctx context.Context, g *Globals, o *agentOptions) error {
 	// Routes are added by reloading the server's configuration; start that
 	// only once our own connection is up.
 	go followRoutes(ctx, a, ns, o.RoutePort)
+	stopInstall, err := startNetInstall(ctx, g, o, a)
+	if err != nil {
+		return err
+	}
+	defer stopInstall()
 	coord, err := coordinator.Start(coordinator.Config{
 		NodeID: a.ID(), DataDir: filepath.Join(o.DataDir, "coordinator"),
 		RaftBind: net.JoinHostPort(o.Bind, strconv.Itoa(o.RaftPort)), RaftAdvertise: net.JoinHostPort(o.Advertise, strconv.Itoa(o.RaftPort)),

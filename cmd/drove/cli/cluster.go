@@ -319,6 +319,6 @@ func newTokenCmd(g *Globals) *cobra.Command {
 		},
 	}
 	gen.Flags().StringVarP(&out, "output", "o", "", "file to write the token to")
-	cmd.AddCommand(gen)
+	cmd.AddCommand(gen, newTokenCACmd(g))
 	return cmd
 }

@@ -152,6 +152,7 @@ machines through any OCI registry (push/pull) or an archive (save/load).`,
 		newUpgradeCmd(g),
 		newRollbackCmd(g),
 		newCertCmd(g),
+		newMediaCmd(g),
 	)
 	return root
 }
