@@ -31,6 +31,9 @@ var (
 		{"imagecache", append([]string{module + "/agent", module + "/coordinator", module + "/cmd"}, heavy...)},
 		{"agent", []string{module + "/coordinator", module + "/cmd"}},
 		{"coordinator", []string{module + "/agent", module + "/cmd"}},
+		// deploy: install scripts, units and the boot-media writer, which
+		// agents' and coordinators' commands embed.
+		{"deploy", append([]string{module + "/agent", module + "/coordinator", module + "/cmd"}, heavy...)},
 		{"internal", []string{module + "/agent", module + "/coordinator", module + "/cmd", module + "/layers", module + "/imagecache"}},
 	}
 )
