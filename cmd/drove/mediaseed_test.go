@@ -233,39 +233,7 @@ func TestMediaTamperedBlob(t *testing.T) {
 	if !named {
 		t.Fatalf("the media node's log does not name the refused blob %s and its path", f.tamper)
 	}
-	wait := f.distribute(t)
-	type result struct {
-		err error
-		out string
-	}
-	res := make(chan result, 1)
-	go func() {
-		err, out := wait()
-		res <- result{err, out}
-	}()
-	// The tracker keeps the origin's last announce: follow it until the
-	// command has ended, then read it once more.
-	var origin protocol.PeerProgress
-	var r result
-	for follow, ended := true, false; follow; {
-		follow = !ended
-		for id, p := range f.progress(t) {
-			if strings.HasPrefix(id, "origin-") {
-				origin = p
-			}
-		}
-		if !ended {
-			select {
-			case r = <-res:
-				ended = true
-			case <-time.After(100 * time.Millisecond): // polling interval
-			}
-		}
-	}
-	if r.err != nil {
-		t.Fatalf("distribute: %v\n%s", r.err, r.out)
-	}
-	t.Logf("distribute:\n%s", r.out)
+	origin, _ := f.distributeWatchingOrigin(t)
 	for _, node := range []string{"m1", "n1", "n2", mediaSeedNode, "n4", "n5"} {
 		f.checkDelivered(t, node)
 	}

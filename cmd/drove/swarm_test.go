@@ -354,40 +354,7 @@ func TestSwarmSurvivesDeadReceivers(t *testing.T) {
 func TestSwarmOriginDelivers(t *testing.T) {
 	const size = 24 << 20
 	f := newSwarmFixture(t, 2, size, "40MiB", nil, nil)
-	wait := f.distribute(t)
-	type result struct {
-		err error
-		out string
-	}
-	res := make(chan result, 1)
-	go func() {
-		err, out := wait()
-		res <- result{err, out}
-	}()
-	// The tracker keeps a peer's last announce for a while after it left:
-	// follow the origin's until the command has ended (it says it leaves
-	// at the latest when the command stops it), then once more.
-	var origin protocol.PeerProgress
-	var r result
-	for follow, ended := true, false; follow; {
-		follow = !ended
-		for id, p := range f.progress(t) {
-			if strings.HasPrefix(id, "origin-") {
-				origin = p
-			}
-		}
-		if !ended {
-			select {
-			case r = <-res:
-				ended = true
-			case <-time.After(100 * time.Millisecond): // polling interval
-			}
-		}
-	}
-	if r.err != nil {
-		t.Fatalf("distribute: %v\n%s", r.err, r.out)
-	}
-	t.Logf("distribute:\n%s", r.out)
+	origin, out := f.distributeWatchingOrigin(t)
 	for _, n := range []string{"m1", "n1", "n2"} {
 		f.checkDelivered(t, n)
 	}
@@ -410,7 +377,46 @@ func TestSwarmOriginDelivers(t *testing.T) {
 	if origin.Uploaded < size || origin.Uploaded >= 2*size {
 		t.Errorf("origin uploaded %d bytes, want about one copy: S <= up < 2·S (S = %d)", origin.Uploaded, size)
 	}
-	if !strings.Contains(r.out, "origin "+origin.Peer.ID+" uploaded") {
-		t.Errorf("distribute did not report what the origin uploaded:\n%s", r.out)
+	if !strings.Contains(out, "origin "+origin.Peer.ID+" uploaded") {
+		t.Errorf("distribute did not report what the origin uploaded:\n%s", out)
 	}
+}
+
+// distributeWatchingOrigin runs a distribute with the CLI as origin and
+// follows the origin's progress in the tracker until the command has
+// ended, then reads it once more (the tracker keeps a peer's last announce
+// for a while after it left). It fails the test if the command fails.
+func (f *swarmFixture) distributeWatchingOrigin(t *testing.T) (origin protocol.PeerProgress, out string) {
+	t.Helper()
+	wait := f.distribute(t)
+	type result struct {
+		err error
+		out string
+	}
+	res := make(chan result, 1)
+	go func() {
+		err, out := wait()
+		res <- result{err, out}
+	}()
+	var r result
+	for follow, ended := true, false; follow; {
+		follow = !ended
+		for id, p := range f.progress(t) {
+			if strings.HasPrefix(id, "origin-") {
+				origin = p
+			}
+		}
+		if !ended {
+			select {
+			case r = <-res:
+				ended = true
+			case <-time.After(100 * time.Millisecond): // polling interval
+			}
+		}
+	}
+	if r.err != nil {
+		t.Fatalf("distribute: %v\n%s", r.err, r.out)
+	}
+	t.Logf("distribute:\n%s", r.out)
+	return origin, r.out
 }
