@@ -17,11 +17,8 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/drove-project/drove/internal/testimage"
 	"github.com/drove-project/drove/layers/archive"
 	"github.com/drove-project/drove/layers/store"
 	"github.com/drove-project/drove/protocol"
@@ -55,31 +52,6 @@ func jsonLog() (*slog.Logger, *syncBuffer) {
 	return slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})), &buf
 }
 
-func mediaTestImage(t *testing.T, layers int, arch string) v1.Image {
-	t.Helper()
-	img := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
-	for range layers {
-		l, err := random.Layer(64<<10, types.OCILayer)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if img, err = mutate.AppendLayers(img, l); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", arch
-	img, err = mutate.ConfigFile(img, cf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
-}
-
 // mediaFixture is a media tree as the media carry it: `drove save`'s OCI
 // archive of a one-platform image (three layers) and a two-platform
 // index, untarred with tar(1).
@@ -102,7 +74,7 @@ func newMediaFixture(t *testing.T) *mediaFixture {
 		t.Fatal(err)
 	}
 	f := &mediaFixture{dir: t.TempDir(), src: src}
-	img := mediaTestImage(t, 3, "amd64")
+	img := testimage.Image(t, testimage.Spec{Layers: 3, LayerSize: 64 << 10, Arch: "amd64"})
 	if f.image, err = src.WriteImage(t.Context(), img, store.WriteOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -117,9 +89,7 @@ func newMediaFixture(t *testing.T) *mediaFixture {
 		d, _ := l.Digest()
 		f.layers = append(f.layers, d)
 	}
-	idx := mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex),
-		mutate.IndexAddendum{Add: mediaTestImage(t, 1, "amd64"), Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
-		mutate.IndexAddendum{Add: mediaTestImage(t, 1, "arm64"), Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}})
+	idx := testimage.Index(t, testimage.Spec{Layers: 1, LayerSize: 64 << 10}, "amd64", "arm64")
 	if f.multi, err = src.WriteIndex(t.Context(), idx, store.WriteOptions{}); err != nil {
 		t.Fatal(err)
 	}

@@ -11,15 +11,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/drove-project/drove/imagecache/collect"
 	"github.com/drove-project/drove/imagecache/ocilayout"
+	"github.com/drove-project/drove/internal/testimage"
 	"github.com/drove-project/drove/internal/testregistry"
 	"github.com/drove-project/drove/layers/build"
 	"github.com/drove-project/drove/layers/extension"
@@ -47,37 +44,14 @@ func newFixture(t *testing.T) *fixture {
 	return &fixture{t: t, s: s, work: filepath.Join(d, "work"), up: testregistry.Start(t, testregistry.Opts{})}
 }
 
-// push puts a random one-layer linux/<host arch> image at repo:tag.
+// push puts a random one-layer linux/<host arch> image, with Docker
+// schema 2 media types, at repo:tag.
 func (f *fixture) push(repoTag string) string {
 	f.t.Helper()
-	img, err := random.Image(16<<10, 1)
-	if err != nil {
-		f.t.Fatal(err)
-	}
+	img := testimage.Image(f.t, testimage.Spec{Layers: 1, LayerSize: 16 << 10, Arch: build.HostPlatform().Architecture, Docker: true})
 	ref := f.up.Ref(repoTag, "")
-	r, err := name.ParseReference(ref)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	if err := remote.Write(r, platformed(f.t, img)); err != nil {
-		f.t.Fatal(err)
-	}
+	testimage.Push(f.t, ref, img)
 	return ref
-}
-
-func platformed(t *testing.T, img v1.Image) v1.Image {
-	t.Helper()
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := build.HostPlatform()
-	cf.OS, cf.Architecture = p.OS, p.Architecture
-	out, err := mutate.ConfigFile(img, cf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
 
 // build makes a cluster image from a Kubefile and files.

@@ -13,16 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/drove-project/drove/internal/lab"
 	"github.com/drove-project/drove/internal/testcontainerd"
+	"github.com/drove-project/drove/internal/testimage"
 	"github.com/drove-project/drove/internal/testregistry"
 	"github.com/drove-project/drove/protocol"
 )
@@ -33,77 +28,15 @@ import (
 // one only a RUN step pulls.
 func upstreamImages(t *testing.T, up *testregistry.Registry) map[string]v1.Hash {
 	t.Helper()
+	oci := testimage.Spec{Layers: 1, LayerSize: 64 << 10, Arch: "amd64"}
+	legacy := testimage.Spec{Layers: 1, LayerSize: 32 << 10, Arch: "amd64", Docker: true}
 	out := map[string]v1.Hash{}
 	for _, n := range []string{"team/app:v1", "team/pulled:v1"} {
-		out[up.Ref(n, "")] = pushImage(t, up.Ref(n, ""), randomOCIImage(t, "amd64"))
+		out[up.Ref(n, "")] = testimage.Push(t, up.Ref(n, ""), testimage.Image(t, oci))
 	}
-	legacy, err := random.Image(32<<10, 1) // Docker schema 2 media types
-	if err != nil {
-		t.Fatal(err)
-	}
-	out[up.Ref("team/legacy:v1", "")] = pushImage(t, up.Ref("team/legacy:v1", ""), withArch(t, legacy, "amd64"))
-	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
-	for _, arch := range []string{"amd64", "arm64"} {
-		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: randomOCIImage(t, arch),
-			Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
-	}
-	multi := up.Ref("team/multi:v1", "")
-	r, err := name.ParseReference(multi)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.WriteIndex(r, idx); err != nil {
-		t.Fatalf("push %s: %v", r, err)
-	}
-	if out[multi], err = idx.Digest(); err != nil {
-		t.Fatal(err)
-	}
+	out[up.Ref("team/legacy:v1", "")] = testimage.Push(t, up.Ref("team/legacy:v1", ""), testimage.Image(t, legacy))
+	out[up.Ref("team/multi:v1", "")] = testimage.Push(t, up.Ref("team/multi:v1", ""), testimage.Index(t, oci, "amd64", "arm64"))
 	return out
-}
-
-// randomOCIImage is a one-layer linux/arch image with OCI media types.
-func randomOCIImage(t *testing.T, arch string) v1.Image {
-	t.Helper()
-	l, err := random.Layer(64<<10, types.OCILayer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(mutate.MediaType(empty.Image, types.OCIManifestSchema1), l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return withArch(t, mutate.ConfigMediaType(img, types.OCIConfigJSON), arch)
-}
-
-func withArch(t *testing.T, img v1.Image, arch string) v1.Image {
-	t.Helper()
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf.OS, cf.Architecture = "linux", arch
-	out, err := mutate.ConfigFile(img, cf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-// pushImage pushes img to ref and returns its digest.
-func pushImage(t *testing.T, ref string, img v1.Image) v1.Hash {
-	t.Helper()
-	r, err := name.ParseReference(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(r, img); err != nil {
-		t.Fatalf("push %s: %v", ref, err)
-	}
-	d, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
 }
 
 // The acceptance test: a cluster image caches three container
@@ -158,7 +91,7 @@ func TestContainerImagesOffline(t *testing.T) {
 	}
 	// An app image caching one more image, for run --mode loadImage.
 	extra := up.Ref("team/extra:v1", "")
-	extraDigest := pushImage(t, extra, randomOCIImage(t, "amd64"))
+	extraDigest := testimage.Push(t, extra, testimage.Image(t, testimage.Spec{Layers: 1, LayerSize: 64 << 10, Arch: "amd64"}))
 	appCtx := t.TempDir()
 	writeTree(t, appCtx, map[string]string{"Kubefile": "FROM scratch\nCOPY imageList manifests/\n", "imageList": extra + "\n"})
 	drove(t, cli, "build", "-t", "more-images:v1", appCtx)

@@ -8,11 +8,8 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/drove-project/drove/internal/testimage"
 	"github.com/drove-project/drove/layers/store"
 )
 
@@ -27,20 +24,7 @@ func newTestStore(t *testing.T) (*store.Store, v1.Descriptor) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
-	for _, arch := range []string{"amd64", "arm64"} {
-		l, err := random.Layer(4096, types.OCILayer)
-		if err != nil {
-			t.Fatal(err)
-		}
-		img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
-		img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
-		if img, err = mutate.AppendLayers(img, l); err != nil {
-			t.Fatal(err)
-		}
-		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img,
-			Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
-	}
+	idx := testimage.Index(t, testimage.Spec{Layers: 1, LayerSize: 4096}, "amd64", "arm64")
 	d, err := s.WriteIndex(context.Background(), idx, store.WriteOptions{})
 	if err != nil {
 		t.Fatal(err)

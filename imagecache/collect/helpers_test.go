@@ -14,12 +14,9 @@ import (
 	"testing"
 
 	"github.com/drove-project/drove/imagecache/ocilayout"
+	"github.com/drove-project/drove/internal/testimage"
 	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
@@ -33,76 +30,30 @@ var (
 // randomLayer returns a random layer of n bytes of content.
 func randomLayer(t *testing.T, n int64, mt types.MediaType) v1.Layer {
 	t.Helper()
-	l, err := random.Layer(n, mt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
+	return testimage.Layer(t, n, mt)
 }
 
-// buildImage makes an image of layers for platform, with OCI media types
-// or, with docker set, docker schema2 ones.
+// buildImage makes an image of layers for p (a linux platform), with OCI
+// media types or, with docker set, docker schema2 ones.
 func buildImage(t *testing.T, p v1.Platform, docker bool, layers ...v1.Layer) v1.Image {
 	t.Helper()
-	img := empty.Image
-	if !docker {
-		img = mutate.MediaType(img, types.OCIManifestSchema1)
-		img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
-	}
-	img, err := mutate.AppendLayers(img, layers...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture, cf.Variant = p.OS, p.Architecture, p.Variant
-	img, err = mutate.ConfigFile(img, cf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
+	return testimage.Image(t, testimage.Spec{Arch: p.Architecture, Variant: p.Variant, Docker: docker}, layers...)
 }
 
 // buildIndex makes an OCI index of the images, each under its config's
 // platform.
 func buildIndex(t *testing.T, imgs ...v1.Image) v1.ImageIndex {
 	t.Helper()
-	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
-	for _, img := range imgs {
-		cf, err := img.ConfigFile()
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := configPlatform(cf)
-		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &p}})
-	}
-	return idx
+	return testimage.IndexOf(t, imgs...)
 }
 
 // push writes an image or index to ref.
 func push(t *testing.T, ref string, what remote.Taggable, auth authn.Authenticator) {
 	t.Helper()
-	r, err := name.ParseReference(ref, name.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if auth == nil {
 		auth = authn.Anonymous
 	}
-	switch x := what.(type) {
-	case v1.ImageIndex:
-		err = remote.WriteIndex(r, x, remote.WithAuth(auth))
-	case v1.Image:
-		err = remote.Write(r, x, remote.WithAuth(auth))
-	default:
-		t.Fatalf("cannot push %T", what)
-	}
-	if err != nil {
-		t.Fatalf("push %s: %v", ref, err)
-	}
+	testimage.Push(t, ref, what, remote.WithAuth(auth))
 }
 
 func digestOf(t *testing.T, d interface{ Digest() (v1.Hash, error) }) v1.Hash {

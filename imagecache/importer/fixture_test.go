@@ -10,12 +10,12 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/drove-project/drove/imagecache/ocilayout"
+	"github.com/drove-project/drove/internal/testimage"
 	"github.com/drove-project/drove/internal/testregistry"
 )
 
@@ -66,26 +66,18 @@ func newFixture(t *testing.T, dir string) fixture {
 	reg := testregistry.Start(t, testregistry.Opts{})
 	f := fixture{Dir: dir, Images: map[string]fixtureImage{}}
 
-	oci := buildImage(t, types.OCIManifestSchema1, types.OCIConfigJSON, types.OCILayer, hostArch(), 2)
-	dock := buildImage(t, types.DockerManifestSchema2, types.DockerConfigJSON, types.DockerLayer, hostArch(), 2)
-	host := buildImage(t, types.OCIManifestSchema1, types.OCIConfigJSON, types.OCILayer, hostArch(), 1)
-	other := buildImage(t, types.OCIManifestSchema1, types.OCIConfigJSON, types.OCILayer, otherArch(), 1)
-	idx := mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex),
-		mutate.IndexAddendum{Add: host, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: hostArch()}}},
-		mutate.IndexAddendum{Add: other, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: otherArch()}}},
-	)
+	oci := testimage.Image(t, testimage.Spec{Layers: 2, LayerSize: 512, Arch: hostArch()})
+	dock := testimage.Image(t, testimage.Spec{Layers: 2, LayerSize: 512, Arch: hostArch(), Docker: true})
+	host := testimage.Image(t, testimage.Spec{Layers: 1, LayerSize: 512, Arch: hostArch()})
+	other := testimage.Image(t, testimage.Spec{Layers: 1, LayerSize: 512, Arch: otherArch()})
+	idx := testimage.IndexOf(t, host, other)
 
 	refOCI := parseRef(t, reg.Ref("drovetest/oci-app", ":v1"))
 	refDock := parseRef(t, reg.Ref("drovetest/docker-app", ":v2"))
 	refIdx := parseRef(t, reg.Ref("team/multi-arch", ":1.0"))
-	for ref, img := range map[name.Reference]v1.Image{refOCI: oci, refDock: dock} {
-		if err := remote.Write(ref, img); err != nil {
-			t.Fatalf("push %s: %v", ref, err)
-		}
-	}
-	if err := remote.WriteIndex(refIdx, idx); err != nil {
-		t.Fatalf("push %s: %v", refIdx, err)
-	}
+	testimage.Push(t, refOCI.String(), oci)
+	testimage.Push(t, refDock.String(), dock)
+	testimage.Push(t, refIdx.String(), idx)
 
 	l, err := layout.Write(dir, empty.Index)
 	if err != nil {
@@ -149,31 +141,15 @@ func newFixture(t *testing.T, dir string) fixture {
 	return f
 }
 
-// buildImage makes an image of n random layers for linux/arch with the
-// given media types.
+// buildImage makes an image of n random 512-byte layers for linux/arch,
+// with Docker schema 2 media types when mt is one, else OCI ones.
 func buildImage(t *testing.T, mt, cfgMT, layerMT types.MediaType, arch string, n int) v1.Image {
 	t.Helper()
-	img := mutate.ConfigMediaType(mutate.MediaType(empty.Image, mt), cfgMT)
-	for range n {
-		layer, err := random.Layer(512, layerMT)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if img, err = mutate.AppendLayers(img, layer); err != nil {
-			t.Fatal(err)
-		}
+	docker := mt == types.DockerManifestSchema2
+	if docker != (cfgMT == types.DockerConfigJSON) || docker != (layerMT == types.DockerLayer) {
+		t.Fatalf("buildImage: media types %s, %s, %s mix OCI and Docker", mt, cfgMT, layerMT)
 	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", arch
-	img, err = mutate.ConfigFile(img, cf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
+	return testimage.Image(t, testimage.Spec{Layers: n, LayerSize: 512, Arch: arch, Docker: docker})
 }
 
 // describe records what the test checks of img.

@@ -17,13 +17,11 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/drove-project/drove/internal/testimage"
 )
 
 // ociImage is a random single-layer linux/amd64 image with OCI media types
@@ -31,26 +29,7 @@ import (
 // layout keep its bytes.
 func ociImage(t *testing.T) v1.Image {
 	t.Helper()
-	return ociImageFor(t, "amd64")
-}
-
-// ociImageFor is ociImage for linux/arch.
-func ociImageFor(t *testing.T, arch string) v1.Image {
-	t.Helper()
-	l, err := random.Layer(2048, types.OCILayer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
-	base, err = mutate.ConfigFile(base, &v1.ConfigFile{OS: "linux", Architecture: arch, RootFS: v1.RootFS{Type: "layers"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(base, l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
+	return testimage.Image(t, testimage.Spec{Layers: 1, LayerSize: 2048, Arch: "amd64"})
 }
 
 // ociIndex is an OCI index of two random images, linux/amd64 and
@@ -59,13 +38,7 @@ func ociImageFor(t *testing.T, arch string) v1.Image {
 // digest).
 func ociIndex(t *testing.T) v1.ImageIndex {
 	t.Helper()
-	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
-	for _, arch := range []string{"amd64", "arm64"} {
-		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{
-			Add:        ociImageFor(t, arch),
-			Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}},
-		})
-	}
+	idx := testimage.Index(t, testimage.Spec{Layers: 1, LayerSize: 2048}, "amd64", "arm64")
 	im, err := idx.IndexManifest()
 	if err != nil {
 		t.Fatal(err)
@@ -100,22 +73,9 @@ func (p plainIndex) ImageIndex(h v1.Hash) (v1.ImageIndex, error) { return p.inne
 
 // push writes img (a v1.Image or v1.ImageIndex) to ref and returns its
 // digest.
-func push(t *testing.T, ref string, img any) v1.Hash {
+func push(t *testing.T, ref string, img remote.Taggable) v1.Hash {
 	t.Helper()
-	r, err := name.ParseReference(ref, name.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
-	switch x := img.(type) {
-	case v1.Image:
-		err = remote.Write(r, x)
-	case v1.ImageIndex:
-		err = remote.WriteIndex(r, x)
-	}
-	if err != nil {
-		t.Fatalf("push %s: %v", ref, err)
-	}
-	return digestOf(t, img.(interface{ Digest() (v1.Hash, error) }))
+	return testimage.Push(t, ref, img)
 }
 
 // digestOf returns the digest of an image or index.

@@ -13,11 +13,9 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/drove-project/drove/internal/testimage"
 	"github.com/drove-project/drove/layers/store"
 )
 
@@ -32,43 +30,18 @@ func newStore(t testing.TB) *store.Store {
 
 func randomLayer(t testing.TB, size int64) v1.Layer {
 	t.Helper()
-	l, err := random.Layer(size, types.OCILayer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
+	return testimage.Layer(t, size, types.OCILayer)
 }
 
-// ociImage builds an OCI image for os/arch from layers.
+// ociImage builds an OCI image for linux/arch from layers.
 func ociImage(t testing.TB, arch string, layers ...v1.Layer) v1.Image {
 	t.Helper()
-	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
-	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
-	img, err := mutate.AppendLayers(img, layers...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", arch
-	img, err = mutate.ConfigFile(img, cf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
+	return testimage.Image(t, testimage.Spec{Arch: arch}, layers...)
 }
 
 func multiPlatform(t testing.TB, archs ...string) v1.ImageIndex {
 	t.Helper()
-	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
-	for _, arch := range archs {
-		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: ociImage(t, arch, randomLayer(t, 512)),
-			Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
-	}
-	return idx
+	return testimage.Index(t, testimage.Spec{Layers: 1, LayerSize: 512}, archs...)
 }
 
 func putImage(t testing.TB, s *store.Store, name string, img v1.Image) v1.Descriptor {

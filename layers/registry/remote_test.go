@@ -13,42 +13,17 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/drove-project/drove/internal/testimage"
 	"github.com/drove-project/drove/internal/testregistry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// randomImage builds an OCI image of two random layers for platform.
+// randomImage builds an OCI image of two random layers for platform
+// (a linux one).
 func randomImage(t *testing.T, platform v1.Platform) v1.Image {
 	t.Helper()
-	var layers []v1.Layer
-	for range 2 {
-		l, err := random.Layer(4096, types.OCILayer)
-		if err != nil {
-			t.Fatal(err)
-		}
-		layers = append(layers, l)
-	}
-	img, err := mutate.AppendLayers(empty.Image, layers...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img = mutate.MediaType(img, types.OCIManifestSchema1)
-	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture, cf.Variant = platform.OS, platform.Architecture, platform.Variant
-	img, err = mutate.ConfigFile(img, cf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
+	return testimage.Image(t, testimage.Spec{Layers: 2, LayerSize: 4096, Arch: platform.Architecture, Variant: platform.Variant})
 }
 
 var (
@@ -60,12 +35,7 @@ var (
 func twoPlatformIndex(t *testing.T) (v1.ImageIndex, map[string]v1.Image) {
 	t.Helper()
 	imgs := map[string]v1.Image{"amd64": randomImage(t, amd64), "arm64": randomImage(t, arm64)}
-	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
-	idx = mutate.AppendManifests(idx,
-		mutate.IndexAddendum{Add: imgs["amd64"], Descriptor: v1.Descriptor{Platform: &amd64}},
-		mutate.IndexAddendum{Add: imgs["arm64"], Descriptor: v1.Descriptor{Platform: &arm64}},
-	)
-	return idx, imgs
+	return testimage.IndexOf(t, imgs["amd64"], imgs["arm64"]), imgs
 }
 
 func digestOf(t *testing.T, d interface{ Digest() (v1.Hash, error) }) v1.Hash {
@@ -321,11 +291,8 @@ func TestLoopbackNamesWithoutFlag(t *testing.T) {
 }
 
 func TestPushRejectsOtherTypes(t *testing.T) {
-	l, err := random.Layer(10, types.OCILayer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = Push(context.Background(), "127.0.0.1:1/x:1", rawOnly{l}, Options{})
+	l := testimage.Layer(t, 10, types.OCILayer)
+	err := Push(context.Background(), "127.0.0.1:1/x:1", rawOnly{l}, Options{})
 	if err == nil || !strings.Contains(err.Error(), "neither an image nor an index") {
 		t.Errorf("Push of a non-image: %v", err)
 	}

@@ -7,26 +7,20 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/drove-project/drove/internal/testimage"
 	"github.com/drove-project/drove/layers/store"
 )
 
 // randomImage is an OCI image of random layers (each of the given size).
 func randomImage(t *testing.T, sizes ...int64) v1.Image {
 	t.Helper()
-	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
-	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	layers := make([]v1.Layer, 0, len(sizes))
 	for _, n := range sizes {
-		l, err := random.Layer(n, types.OCILayer)
-		must(t, err)
-		img, err = mutate.AppendLayers(img, l)
-		must(t, err)
+		layers = append(layers, testimage.Layer(t, n, types.OCILayer))
 	}
-	return img
+	return testimage.Image(t, testimage.Spec{}, layers...)
 }
 
 func TestImageBlobs(t *testing.T) {
@@ -61,9 +55,7 @@ func TestImageBlobsRefusesIndex(t *testing.T) {
 	ctx := context.Background()
 	s, err := store.Open(t.TempDir())
 	must(t, err)
-	idx := mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex),
-		mutate.IndexAddendum{Add: randomImage(t, 10)})
-	desc, err := s.WriteIndex(ctx, idx, store.WriteOptions{})
+	desc, err := s.WriteIndex(ctx, testimage.IndexOf(t, randomImage(t, 10)), store.WriteOptions{})
 	must(t, err)
 	_, err = ImageBlobs(ctx, s, desc.Digest, mib)
 	if !errors.Is(err, ErrBadManifest) || !strings.Contains(err.Error(), "multi-platform index: pick one") {
