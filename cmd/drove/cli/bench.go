@@ -81,16 +81,31 @@ rebuild time (goal <= 1 s).`,
 	return cmd
 }
 
-func runBenchBuild(ctx context.Context, g *Globals, o *benchBuildOptions) error {
-	dir := o.Dir
-	if dir == "" {
-		d, err := os.MkdirTemp("", "drove-bench-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(d)
-		dir = d
+// benchDir is where a benchmark works: explicit when given (kept), else a
+// new temporary directory named after the bench, removed by cleanup. With
+// inMemory it is made in /dev/shm when there is one: benches of the
+// network should not measure the disk.
+func benchDir(explicit, bench string, inMemory bool) (dir string, cleanup func(), err error) {
+	if explicit != "" {
+		return explicit, func() {}, nil
 	}
+	parent := ""
+	if st, err := os.Stat("/dev/shm"); inMemory && err == nil && st.IsDir() {
+		parent = "/dev/shm"
+	}
+	d, err := os.MkdirTemp(parent, "drove-bench-"+bench+"-")
+	if err != nil {
+		return "", nil, err
+	}
+	return d, func() { os.RemoveAll(d) }, nil
+}
+
+func runBenchBuild(ctx context.Context, g *Globals, o *benchBuildOptions) error {
+	dir, cleanup, err := benchDir(o.Dir, "build", false)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
 	ctxDir := filepath.Join(dir, "context")
 	fmt.Fprintf(g.Err, "writing context in %s ...\n", ctxDir)
 	size, err := writeBenchContext(ctxDir, o)

@@ -122,19 +122,11 @@ func runBenchImages(ctx context.Context, g *Globals, o *benchImagesOptions) erro
 			return fmt.Errorf("bench images needs %s (Debian packages docker-registry and containerd): %w", b, err)
 		}
 	}
-	dir := o.Dir
-	if dir == "" {
-		base := ""
-		if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
-			base = "/dev/shm"
-		}
-		d, err := os.MkdirTemp(base, "drove-bench-images-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(d)
-		dir = d
+	dir, cleanup, err := benchDir(o.Dir, "images", true)
+	if err != nil {
+		return err
 	}
+	defer cleanup()
 	bin, err := os.Executable()
 	if err != nil {
 		return err

@@ -77,15 +77,11 @@ lab's servers in the same run. Goals: >= 2,000 results/s, p99 <= 20 ms.`,
 }
 
 func runBenchSteps(ctx context.Context, g *Globals, o *benchStepsOptions) error {
-	dir := o.Dir
-	if dir == "" {
-		d, err := os.MkdirTemp("", "drove-bench-steps-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(d)
-		dir = d
+	dir, cleanup, err := benchDir(o.Dir, "steps", false)
+	if err != nil {
+		return err
 	}
+	defer cleanup()
 	bin, err := os.Executable()
 	if err != nil {
 		return err

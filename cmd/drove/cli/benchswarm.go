@@ -100,19 +100,11 @@ func runBenchSwarm(ctx context.Context, g *Globals, o *benchSwarmOptions) error 
 			return usageErrorf("--piece-size %q: want a multiple of %d bytes", o.Piece, protocol.TransferUnit)
 		}
 	}
-	dir := o.Dir
-	if dir == "" {
-		base := ""
-		if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
-			base = "/dev/shm"
-		}
-		d, err := os.MkdirTemp(base, "drove-bench-swarm-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(d)
-		dir = d
+	dir, cleanup, err := benchDir(o.Dir, "swarm", true)
+	if err != nil {
+		return err
 	}
+	defer cleanup()
 	bin, err := os.Executable()
 	if err != nil {
 		return err
