@@ -17,6 +17,7 @@ import (
 
 	"github.com/drove-project/drove/imagecache/ocilayout"
 	"github.com/drove-project/drove/layers/store"
+	"github.com/drove-project/drove/protocol"
 )
 
 // Media seeding: a node installed from USB or ISO media finds the cluster
@@ -210,7 +211,7 @@ func manifestChildren(d v1.Descriptor, b []byte) ([]v1.Descriptor, error) {
 		return nil, nil
 	}
 	for i, c := range out {
-		if c.Digest.Algorithm != "sha256" || !isHex64(c.Digest.Hex) {
+		if !protocol.ValidDigest(c.Digest.String()) {
 			return nil, fmt.Errorf("manifest %s: descriptor %d: digest %q is not sha256:<64 hex>", d.Digest, i, c.Digest.String())
 		}
 		if c.Size < 0 {
@@ -235,7 +236,7 @@ func (m *mediaImport) blob(ctx context.Context, d v1.Descriptor) (ok bool, err e
 	case !seen:
 		m.rep.Blobs++
 	}
-	if d.Digest.Algorithm != "sha256" || !isHex64(d.Digest.Hex) {
+	if !protocol.ValidDigest(d.Digest.String()) {
 		return m.refuse(d, fmt.Errorf("digest %q is not sha256:<64 hex>", d.Digest.String())), nil
 	}
 	if m.st.HasBlob(d.Digest) {
@@ -382,16 +383,4 @@ func (e mediaReadError) Unwrap() error { return e.err }
 func isReadError(err error) bool {
 	var re mediaReadError
 	return errors.As(err, &re)
-}
-
-func isHex64(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for _, c := range s {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
 }

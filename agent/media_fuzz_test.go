@@ -6,6 +6,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/drove-project/drove/protocol"
 )
 
 // FuzzManifestChildren feeds arbitrary manifest and index bytes from media
@@ -34,7 +36,7 @@ func FuzzManifestChildren(f *testing.F) {
 			return
 		}
 		for _, c := range children {
-			if c.Digest.Algorithm != "sha256" || !isHex64(c.Digest.Hex) || c.Size < 0 {
+			if !protocol.ValidDigest(c.Digest.String()) || c.Size < 0 {
 				t.Fatalf("unsafe child %+v", c)
 			}
 		}

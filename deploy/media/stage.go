@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/drove-project/drove/internal/ctxio"
 	"github.com/drove-project/drove/layers/archive"
 	"github.com/drove-project/drove/layers/store"
 )
@@ -66,7 +67,7 @@ func (s *stager) put(ctx context.Context, rel string, mode os.FileMode, r io.Rea
 		return e, 0, fmt.Errorf("stage %s: %w", rel, err)
 	}
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), ctxReader{ctx, r})
+	n, err := io.Copy(io.MultiWriter(f, h), ctxio.Reader(ctx, r))
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -188,17 +189,4 @@ func walkTree(dir string) (dirs, files []string, err error) {
 	})
 	sort.Strings(dirs)
 	return dirs, files, err
-}
-
-// ctxReader stops a copy when ctx ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

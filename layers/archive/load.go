@@ -11,6 +11,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/drove-project/drove/internal/ctxio"
 	"github.com/drove-project/drove/layers/store"
 )
 
@@ -153,7 +154,7 @@ func (l *loader) load(r io.Reader) ([]store.Entry, error) {
 }
 
 func (l *loader) rescanOCI(ra *randomAccess) ([]store.Entry, error) {
-	in := &tarInput{r: &ctxReader{ctx: l.ctx, r: io.NewSectionReader(ra.r, ra.base, ra.size)}}
+	in := &tarInput{r: ctxio.Reader(l.ctx, io.NewSectionReader(ra.r, ra.base, ra.size))}
 	sc := newScan(l, in, modeOCI)
 	if err := sc.run(tar.NewReader(in), false); err != nil {
 		return nil, err
@@ -236,17 +237,4 @@ func (l *loader) removeAdded(keep map[v1.Hash]bool) error {
 	}
 	_, err := l.s.Prune(func(h v1.Hash) bool { return !l.added[h] || keep[h] })
 	return err
-}
-
-// ctxReader stops a read when ctx ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -14,6 +14,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
+	"github.com/drove-project/drove/internal/ctxio"
 	"github.com/drove-project/drove/layers/store"
 )
 
@@ -159,7 +160,7 @@ func (l *loader) verifyLayers(ra *randomAccess, names []string, files []fileEntr
 		case c != first:
 			return fmt.Errorf("%w: layer %s is compressed differently from the first layer; drove cannot load mixed layers from a docker archive", ErrUnsupported, names[i])
 		}
-		var r io.Reader = &ctxReader{ctx: l.ctx, r: io.NewSectionReader(ra.r, ra.base+f.offset, f.size)}
+		var r io.Reader = ctxio.Reader(l.ctx, io.NewSectionReader(ra.r, ra.base+f.offset, f.size))
 		if c == compressGzip {
 			zr, err := gzip.NewReader(r)
 			if err != nil {

@@ -14,6 +14,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/drove-project/drove/internal/atomicfile"
+	"github.com/drove-project/drove/internal/ctxio"
+	"github.com/drove-project/drove/protocol"
 )
 
 // BlobPath is where the blob with digest h lives (whether or not it exists).
@@ -21,7 +23,7 @@ func (s *Store) BlobPath(h v1.Hash) string { return filepath.Join(s.blobDir(), h
 
 // HasBlob reports whether the blob with digest h is in the store.
 func (s *Store) HasBlob(h v1.Hash) bool {
-	if h.Algorithm != "sha256" || !validHex(h.Hex) {
+	if !protocol.ValidDigest(h.String()) {
 		return false
 	}
 	_, err := os.Stat(s.BlobPath(h))
@@ -30,7 +32,7 @@ func (s *Store) HasBlob(h v1.Hash) bool {
 
 // OpenBlob opens the blob with digest h for reading.
 func (s *Store) OpenBlob(h v1.Hash) (*os.File, error) {
-	if h.Algorithm != "sha256" || !validHex(h.Hex) {
+	if !protocol.ValidDigest(h.String()) {
 		return nil, fmt.Errorf("blob %s: %w", h, ErrNotFound)
 	}
 	f, err := os.Open(s.BlobPath(h))
@@ -133,7 +135,7 @@ func (s *Store) WriteBlob(ctx context.Context, r io.Reader, want v1.Hash) (v1.Ha
 		return v1.Hash{}, 0, err
 	}
 	defer w.Cancel()
-	if _, err := io.CopyBuffer(w, ctxReader{ctx, r}, make([]byte, 1<<20)); err != nil {
+	if _, err := io.CopyBuffer(w, ctxio.Reader(ctx, r), make([]byte, 1<<20)); err != nil {
 		return v1.Hash{}, 0, fmt.Errorf("write blob %s: %w", want, err)
 	}
 	h, err := w.Commit(want)
@@ -156,7 +158,7 @@ func (s *Store) AdoptBlob(ctx context.Context, path string, want v1.Hash) error 
 	}
 	defer f.Close()
 	h := sha256.New()
-	if _, err := io.CopyBuffer(h, ctxReader{ctx, f}, make([]byte, 1<<20)); err != nil {
+	if _, err := io.CopyBuffer(h, ctxio.Reader(ctx, f), make([]byte, 1<<20)); err != nil {
 		return fmt.Errorf("adopt blob %s: %w", want, err)
 	}
 	if got := (v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}); got != want {
@@ -195,29 +197,4 @@ func (s *Store) VerifyBlob(h v1.Hash) error {
 		return fmt.Errorf("blob %s: content hashes to sha256:%s: %w", h, got, ErrDigestMismatch)
 	}
 	return nil
-}
-
-// ctxReader stops a long copy when its context ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}
-
-func validHex(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for _, c := range s {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
 }

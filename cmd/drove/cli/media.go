@@ -235,7 +235,7 @@ func runMediaBuild(ctx context.Context, g *Globals, o *mediaBuildOptions) error 
 		}
 	})
 	fmt.Fprintf(g.Out, "wrote %s: %s media, %d files (%s), %s; binaries for %s\n", o.Output, res.Format, res.Files,
-		humanBytes(res.Bytes), humanBytes(res.Size), strings.Join(archs, ", "))
+		progress.HumanBytes(res.Bytes), progress.HumanBytes(res.Size), strings.Join(archs, ", "))
 	return nil
 }
 
@@ -259,19 +259,6 @@ func (p *phases) done(err error) {
 		p.tr.Done(err)
 		p.tr = nil
 	}
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 func newMediaVerifyCmd(g *Globals) *cobra.Command {
