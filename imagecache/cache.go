@@ -162,9 +162,14 @@ func addPlatform(ctx context.Context, s *store.Store, desc v1.Descriptor, o Opti
 		return v1.Descriptor{}, nil, nil, err
 	}
 	warnings := slices.Clone(found.Warnings)
-	reqs := requests(found.Images, o.Pulled)
+	base := inherited(rf.dir, plat)
+	// What a lower layer caches already is not pulled again: the image
+	// the base was built with stays the one it runs.
+	reqs := slices.DeleteFunc(requests(found.Images, o.Pulled), func(r collect.Request) bool {
+		return slices.ContainsFunc(base, func(b extension.ContainerImage) bool { return b.Image == r.Ref })
+	})
 	if len(reqs) == 0 {
-		return desc, inherited(rf.dir, plat), warnings, nil
+		return annotated(ctx, s, desc, m, base, warnings)
 	}
 	layout := filepath.Join(tmp, "layer", LayoutDir)
 	if err := seedLayout(rf.dir, layout); err != nil {
@@ -192,16 +197,29 @@ func addPlatform(ctx context.Context, s *store.Store, desc v1.Descriptor, o Opti
 		return v1.Descriptor{}, nil, nil, fmt.Errorf("cache container images: %w", err)
 	}
 	if len(got) == 0 {
-		return desc, inherited(rf.dir, plat), warnings, nil
+		return annotated(ctx, s, desc, m, base, warnings)
 	}
 	err = appendLayer(ctx, s, &m, cfg, filepath.Join(tmp, "layer"), len(got))
 	if err != nil {
 		return v1.Descriptor{}, nil, nil, err
 	}
-	list := containerImages(got, reqs, inherited(rf.dir, plat), plat)
+	return annotated(ctx, s, desc, m, containerImages(got, reqs, base, plat), warnings)
+}
+
+// annotated stores m with list as its sealer.image.container.images
+// annotation — also when only a base image's cache is inherited, so the
+// image says it carries images — and returns its descriptor (desc itself
+// when m is unchanged).
+func annotated(ctx context.Context, s *store.Store, desc v1.Descriptor, m v1.Manifest, list []extension.ContainerImage, warnings []string) (v1.Descriptor, []extension.ContainerImage, []string, error) {
+	if len(list) == 0 {
+		return desc, nil, warnings, nil
+	}
 	ann, err := extension.ContainerImagesAnnotation(list)
 	if err != nil {
 		return v1.Descriptor{}, nil, nil, err
+	}
+	if m.Annotations[extension.AnnotationContainerImages] == ann {
+		return desc, list, warnings, nil
 	}
 	if m.Annotations == nil {
 		m.Annotations = map[string]string{}

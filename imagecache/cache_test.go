@@ -211,6 +211,25 @@ func TestAddCachesAndInheritsFromBase(t *testing.T) {
 	if l := ls[len(ls)-1]; mustMediaType(t, l) != types.OCIUncompressedLayer {
 		t.Fatalf("cache layer media type %s: image blobs are compressed already", mustMediaType(t, l))
 	}
+	// An image built on the child that names no new image adds no layer,
+	// but still lists what it inherits (run uses the list to decide
+	// whether nodes need the images step).
+	if err := f.s.Tag("child:v1", res2.Descriptor); err != nil {
+		t.Fatal(err)
+	}
+	grand := f.build(map[string]string{"Kubefile": "FROM child:v1\nCOPY f f\n", "f": "x"})
+	res3, err := f.add(grand, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.annotation(res3.Descriptor); !slices.Equal(got, []string{a + "|", b + "|", c + "|"}) {
+		t.Fatalf("grandchild annotation %v", got)
+	}
+	gimg, _ := f.s.Image(res3.Descriptor.Digest)
+	gls, _ := gimg.Layers()
+	if len(gls) != len(ls)+1 { // the child's layers and the COPY
+		t.Fatalf("grandchild has %d layers, want %d: no new cache layer", len(gls), len(ls)+1)
+	}
 }
 
 func mustMediaType(t *testing.T, l v1.Layer) types.MediaType {
