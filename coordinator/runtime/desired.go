@@ -54,7 +54,7 @@ type Desired struct {
 	// there is no container-images phase.
 	ContainerImages int
 	// ImportImages also imports them into containerd (drove run --import;
-	// the CLI defaults it on for the Kubernetes runtimes).
+	// the CLI defaults it on where the kubelet pulls through containerd).
 	ImportImages bool
 	// RegistryAliases are registry names served by the node mirror besides
 	// the images' own (default DefaultRegistryAlias; the Clusterfile's

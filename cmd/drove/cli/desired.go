@@ -49,9 +49,7 @@ func buildDesired(ctx context.Context, f *clusterfile.File, img *clusterImage) (
 		Env:         flatEnv(env),
 		Configs:     slices.Clone(f.Configs),
 		CertSANs:    slices.Clone(env[render.KeyCertSANs]),
-		// Kubernetes pulls the images; plain runs whatever it runs.
 		ContainerImages: img.ContainerImages,
-		ImportImages:    isKube(rt),
 	}
 	if l := c.Registry.Local; l != nil && l.Domain != "" {
 		if a := net.JoinHostPort(l.Domain, strconv.Itoa(cmp.Or(l.Port, 5000))); a != runtime.DefaultRegistryAlias {
@@ -64,6 +62,11 @@ func buildDesired(ctx context.Context, f *clusterfile.File, img *clusterImage) (
 	if c.ContainerRuntime != "" {
 		d.ContainerRuntime = c.ContainerRuntime
 	}
+	// Import where the kubelet's images live in containerd: k3s and k0s
+	// bring their own, kubeadm clusters when their CRI is containerd (the
+	// default, sealer's, is docker). Plain clusters run whatever they run.
+	d.ImportImages = rt == clusterfile.RuntimeK3s || rt == clusterfile.RuntimeK0s ||
+		(rt == clusterfile.RuntimeKubernetes && d.ContainerRuntime == "containerd")
 	if d.Hosts, err = desiredHosts(f); err != nil {
 		return runtime.Desired{}, err
 	}

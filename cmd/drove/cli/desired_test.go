@@ -124,6 +124,19 @@ func TestBuildDesired(t *testing.T) {
 	if !h0.HasRole("master") || h0.Labels["disk"] != "ssd" || !slices.Equal(h0.Taints, []string{"dedicated=db:NoSchedule"}) || !strings.HasSuffix(h0.Source, "Clusterfile:12") {
 		t.Errorf("master0 %+v", h0)
 	}
+	// k3s runs its own containerd: the cached images are imported.
+	if !d.ImportImages {
+		t.Errorf("k3s: ImportImages off")
+	}
+	for _, c := range []struct {
+		runtime, cri string
+		want         bool
+	}{{"kubernetes", "", false}, {"kubernetes", "docker", false}, {"kubernetes", "containerd", true}, {"k0s", "", true}, {"plain", "", false}} {
+		f.Cluster.Runtime, f.Cluster.ContainerRuntime = c.runtime, c.cri
+		if d, err := buildDesired(context.Background(), f, img); err != nil || d.ImportImages != c.want {
+			t.Errorf("runtime %s, CRI %q: ImportImages %v, %v; want %v", c.runtime, c.cri, d.ImportImages, err, c.want)
+		}
+	}
 	if !slices.Equal(d.CertSANs, []string{"a.example", "b.example"}) {
 		t.Errorf("CertSANs %v", d.CertSANs)
 	}

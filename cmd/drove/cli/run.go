@@ -66,7 +66,7 @@ image is an upgrade (drove upgrade).
 
 Container images the cluster image caches are served on every host by its
 agent's node mirror (containerd pulls by their original names go there) and,
-with --import (the default for kubernetes, k3s and k0s), imported into
+with --import (the default for k3s, k0s and kubeadm with containerd), imported into
 containerd. --mode loadImage does only that, for another image, on the
 running cluster: drove run apps:v2 --mode loadImage.`,
 		Example: `  drove run my/etcd:v3.5 --masters 10.0.0.11-10.0.0.13 -p secret
@@ -105,7 +105,7 @@ func (o *runOptions) addFlags(f *pflag.FlagSet, withFile bool) {
 	f.StringArrayVarP(&o.Env, "env", "e", nil, "KEY=VALUE over the image's and the Clusterfile's env (repeatable; ';' makes a list)")
 	f.StringArrayVar(&o.Cmds, "cmds", nil, "commands to run on the first master instead of the image's CMDS/LAUNCH (repeatable)")
 	f.StringSliceVar(&o.Apps, "apps", nil, "apps of the image to launch instead of its LAUNCH list")
-	f.BoolVar(&o.Import, "import", false, "import the image's cached container images into containerd on every host (default: on for kubernetes, k3s and k0s; their pulls are served by each node's mirror either way)")
+	f.BoolVar(&o.Import, "import", false, "import the image's cached container images into containerd on every host (default: on for k3s, k0s, and kubernetes whose CRI is containerd; pulls are served by each node's mirror either way)")
 	o.addPlanFlags(f)
 }
 
