@@ -42,13 +42,13 @@ func buildDesired(ctx context.Context, f *clusterfile.File, img *clusterImage) (
 		return runtime.Desired{}, err
 	}
 	d := runtime.Desired{
-		Image:       img.Ref,
-		ImageDigest: img.Digest,
-		Runtime:     rt,
-		KubeVersion: img.kubeVersion(),
-		Env:         flatEnv(env),
-		Configs:     slices.Clone(f.Configs),
-		CertSANs:    slices.Clone(env[render.KeyCertSANs]),
+		Image:           img.Ref,
+		ImageDigest:     img.Digest,
+		Runtime:         rt,
+		KubeVersion:     img.kubeVersion(),
+		Env:             flatEnv(env),
+		Configs:         slices.Clone(f.Configs),
+		CertSANs:        slices.Clone(env[render.KeyCertSANs]),
 		ContainerImages: img.ContainerImages,
 	}
 	if l := c.Registry.Local; l != nil && l.Domain != "" {
