@@ -43,10 +43,13 @@ type Options struct {
 	Pulled        []string
 	Registry      registry.Options
 	IgnoreMissing bool   // an image that cannot be pulled is a warning, not an error
-	WorkDir       string // scratch space (the build's work dir)
-	Progress      *progress.Reporter
-	Out           io.Writer
-	Log           *slog.Logger
+	WorkDir       string // scratch space and the layer cache (the build's work dir)
+	// NoCache pulls the images again although an earlier build cached the
+	// same list over the same rootfs (drove build --no-cache).
+	NoCache  bool
+	Progress *progress.Reporter
+	Out      io.Writer
+	Log      *slog.Logger
 }
 
 // Result is what Add did.
@@ -171,6 +174,14 @@ func addPlatform(ctx context.Context, s *store.Store, desc v1.Descriptor, o Opti
 	if len(reqs) == 0 {
 		return annotated(ctx, s, desc, m, base, warnings)
 	}
+	key := layerKey(cfg, plat, reqs)
+	if cl, ok := o.lookup(s, key); ok {
+		fmt.Fprintf(o.Out, "[%s] %d container images: CACHED\n", plat, len(cl.Images))
+		if err := appendLayer(ctx, s, &m, cfg, cl); err != nil {
+			return v1.Descriptor{}, nil, nil, err
+		}
+		return annotated(ctx, s, desc, m, cl.Images, warnings)
+	}
 	layout := filepath.Join(tmp, "layer", LayoutDir)
 	if err := seedLayout(rf.dir, layout); err != nil {
 		return v1.Descriptor{}, nil, nil, err
@@ -199,11 +210,18 @@ func addPlatform(ctx context.Context, s *store.Store, desc v1.Descriptor, o Opti
 	if len(got) == 0 {
 		return annotated(ctx, s, desc, m, base, warnings)
 	}
-	err = appendLayer(ctx, s, &m, cfg, filepath.Join(tmp, "layer"), len(got))
+	cl, err := writeLayer(ctx, s, filepath.Join(tmp, "layer"))
 	if err != nil {
 		return v1.Descriptor{}, nil, nil, err
 	}
-	return annotated(ctx, s, desc, m, containerImages(got, reqs, base, plat), warnings)
+	cl.Images = containerImages(got, reqs, base, plat)
+	if len(got) == len(reqs) { // a layer missing images is not reused
+		o.remember(key, cl)
+	}
+	if err := appendLayer(ctx, s, &m, cfg, cl); err != nil {
+		return v1.Descriptor{}, nil, nil, err
+	}
+	return annotated(ctx, s, desc, m, cl.Images, warnings)
 }
 
 // annotated stores m with list as its sealer.image.container.images
@@ -326,7 +344,7 @@ func containerImages(got []collect.Collected, reqs []collect.Request, base []ext
 
 // appendLayer stores dir (holding LayoutDir) as an uncompressed layer —
 // image blobs are compressed already — and appends it to m and cfg.
-func appendLayer(ctx context.Context, s *store.Store, m *v1.Manifest, cfg *v1.ConfigFile, dir string, n int) error {
+func writeLayer(ctx context.Context, s *store.Store, dir string) (cachedLayer, error) {
 	var entries []layer.Entry
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || p == dir {
@@ -337,23 +355,27 @@ func appendLayer(ctx context.Context, s *store.Store, m *v1.Manifest, cfg *v1.Co
 		return err
 	})
 	if err != nil {
-		return err
+		return cachedLayer{}, err
 	}
 	w, err := s.NewBlobWriter()
 	if err != nil {
-		return err
+		return cachedLayer{}, err
 	}
 	defer w.Cancel()
 	lr, err := layer.WriteLayer(ctx, w, entries, layer.Options{Compression: layer.None})
 	if err != nil {
-		return fmt.Errorf("write container image layer: %w", err)
+		return cachedLayer{}, fmt.Errorf("write container image layer: %w", err)
 	}
 	if _, err := w.Commit(lr.Digest); err != nil {
-		return err
+		return cachedLayer{}, err
 	}
-	ld := v1.Descriptor{MediaType: lr.MediaType, Size: lr.Size, Digest: lr.Digest}
-	cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, lr.DiffID)
-	cfg.History = append(cfg.History, v1.History{Created: cfg.Created, CreatedBy: fmt.Sprintf("drove: cache %d container images", n), Comment: "drove"})
+	return cachedLayer{Layer: v1.Descriptor{MediaType: lr.MediaType, Size: lr.Size, Digest: lr.Digest}, DiffID: lr.DiffID}, nil
+}
+
+// appendLayer appends the cache layer to m and cfg (a new config).
+func appendLayer(ctx context.Context, s *store.Store, m *v1.Manifest, cfg *v1.ConfigFile, cl cachedLayer) error {
+	cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, cl.DiffID)
+	cfg.History = append(cfg.History, v1.History{Created: cfg.Created, CreatedBy: fmt.Sprintf("drove: cache %d container images", len(cl.Images)), Comment: "drove"})
 	rawC, err := json.Marshal(cfg)
 	if err != nil {
 		return err
@@ -363,7 +385,7 @@ func appendLayer(ctx context.Context, s *store.Store, m *v1.Manifest, cfg *v1.Co
 		return err
 	}
 	m.Config.Size, m.Config.Digest = int64(len(rawC)), ch
-	m.Layers = append(m.Layers, ld)
+	m.Layers = append(m.Layers, cl.Layer)
 	return nil
 }
 

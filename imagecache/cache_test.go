@@ -277,3 +277,30 @@ func TestAddModesAndMissingImages(t *testing.T) {
 		t.Fatal("unknown mode accepted")
 	}
 }
+
+// A second Add over the same rootfs and image list reuses the layer the
+// first one made — with the upstream registry gone — unless NoCache.
+func TestAddReusesItsLayer(t *testing.T) {
+	f := newFixture(t)
+	a := f.push("team/a:v1")
+	img := f.build(map[string]string{"Kubefile": "FROM scratch\nCOPY manifests manifests\n", "manifests/imageList": a + "\n"})
+	first, err := f.add(img, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.up.Stop()
+	var out strings.Builder
+	again, err := f.add(img, Options{Out: &out})
+	if err != nil {
+		t.Fatalf("second add with the registry stopped: %v", err)
+	}
+	if again.Descriptor.Digest != first.Descriptor.Digest || !strings.Contains(out.String(), "CACHED") {
+		t.Fatalf("second add made %s (first %s), output %q: want the cached layer", again.Descriptor.Digest, first.Descriptor.Digest, out.String())
+	}
+	if got := f.annotation(again.Descriptor); !slices.Equal(got, []string{a + "|"}) {
+		t.Fatalf("annotation %v", got)
+	}
+	if _, err := f.add(img, Options{NoCache: true}); err == nil || !strings.Contains(err.Error(), a) {
+		t.Fatalf("NoCache with the registry stopped: %v, want a failure naming %s", err, a)
+	}
+}

@@ -62,7 +62,9 @@ DROVE_REGISTRY_MIRROR (host:port), DROVE_REGISTRY_HOSTS_DIR (for ctr/nerdctl
 The images go into one more layer (an OCI image layout at container-images/)
 for each platform, and are listed in the sealer.image.container.images
 annotation (drove inspect shows them). An image that cannot be pulled fails
-the build (--ignore-missing makes it a warning); --build-mode lite caches none.`,
+the build (--ignore-missing makes it a warning); --build-mode lite caches none.
+Like a step, the layer is reused when the rootfs and the list of images are
+unchanged (a tag moved upstream is not noticed: --no-cache pulls again).`,
 		Example: `  drove build -t my-cluster:v1 .
   drove build -f Kubefile.app -t apps:v2 --type app-installer ./apps
   drove build --platform linux/amd64,linux/arm64 -t multi:v1 .
@@ -85,7 +87,7 @@ the build (--ignore-missing makes it a warning); --build-mode lite caches none.`
 	f.StringArrayVarP(&o.Tags, "tag", "t", nil, "name for the image (repeatable); required")
 	f.StringArrayVar(&o.BuildArgs, "build-arg", nil, "set an ARG: KEY=VALUE (repeatable)")
 	f.StringSliceVar(&o.Platforms, "platform", nil, "target platforms, e.g. linux/amd64,linux/arm64 (default: this machine's)")
-	f.BoolVar(&o.NoCache, "no-cache", false, "run every step instead of reusing cached layers")
+	f.BoolVar(&o.NoCache, "no-cache", false, "run every step and pull every container image instead of reusing cached layers")
 	f.StringVar(&o.Type, "type", "kube-installer", "image type: kube-installer or app-installer")
 	f.StringVar(&o.Compression, "compression", "gzip", "layer compression: gzip, zstd or none")
 	o.Registry.add(f)
@@ -167,7 +169,7 @@ func runBuild(ctx context.Context, g *Globals, bo build.Options, cf *cacheFlags)
 	if err != nil {
 		return err
 	}
-	co := imagecache.Options{Mode: cf.Mode, Discover: cf.discover(g), Registry: bo.Registry,
+	co := imagecache.Options{Mode: cf.Mode, Discover: cf.discover(g), Registry: bo.Registry, NoCache: bo.NoCache,
 		IgnoreMissing: cf.IgnoreMissing, WorkDir: bo.WorkDir, Out: g.Err, Log: g.Log}
 	if bm != nil {
 		co.Pulled = bm.Images()
