@@ -36,7 +36,7 @@ func FuzzParseImageList(f *testing.F) {
 func FuzzParseAuthList(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		secs, err := parseAuthList(data, "auth.yaml")
-		lines := bytes.Count(data, []byte("\n")) + 1
+		lines := yamlLines(data)
 		if err != nil {
 			if !errors.Is(err, ErrSyntax) && !errors.Is(err, ErrInvalid) && !errors.Is(err, ErrReference) {
 				t.Fatalf("error without a sentinel: %v", err)
@@ -67,7 +67,7 @@ func FuzzParseAuthList(f *testing.F) {
 func FuzzManifestImages(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		found, err := ManifestImages(data, "app.yaml")
-		lines := bytes.Count(data, []byte("\n")) + 1
+		lines := yamlLines(data)
 		if err != nil {
 			if !errors.Is(err, ErrSyntax) {
 				t.Fatalf("error without ErrSyntax: %v", err)
@@ -112,4 +112,10 @@ func checkNormalized(t *testing.T, ref string) {
 	if err != nil || again != ref {
 		t.Fatalf("%q is not normalized: Normalize = %q, %v", ref, again, err)
 	}
+}
+
+// yamlLines counts lines as YAML does: \n, \r\n and a lone \r each end one.
+func yamlLines(data []byte) int {
+	unix := bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n"))
+	return bytes.Count(unix, []byte("\n")) + bytes.Count(unix, []byte("\r")) + 1
 }
