@@ -57,21 +57,8 @@ func NewNode(o NodeOptions) http.Handler {
 
 // ServeHTTP answers one distribution API request.
 func (n *node) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if readOnly(w, r) {
-		return
-	}
-	rt, ok := parseRoute(r.URL.Path)
+	rt, cands, ok := request(w, r)
 	if !ok {
-		writeError(w, r, http.StatusNotFound, codeUnsupported, "not a read-only distribution API path: "+r.URL.Path)
-		return
-	}
-	if rt.kind == routeBase {
-		writeBase(w, r)
-		return
-	}
-	cands := locate(rt.name, r.URL.Query().Get("ns"))
-	if len(cands) == 0 {
-		writeError(w, r, http.StatusBadRequest, codeNameInvalid, fmt.Sprintf("invalid repository name %q", rt.name))
 		return
 	}
 	layouts := n.indexes.load(n.layouts(), n.layoutProblem)

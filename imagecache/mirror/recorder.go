@@ -152,21 +152,8 @@ func setIn[K comparable, V any](m map[repoName]map[K]V, repo repoName, k K, v V)
 
 // ServeHTTP proxies one read-only distribution API request upstream.
 func (r *Recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	if readOnly(w, req) {
-		return
-	}
-	rt, ok := parseRoute(req.URL.Path)
+	rt, cands, ok := request(w, req)
 	if !ok {
-		writeError(w, req, http.StatusNotFound, codeUnsupported, "not a read-only distribution API path: "+req.URL.Path)
-		return
-	}
-	if rt.kind == routeBase {
-		writeBase(w, req)
-		return
-	}
-	cands := locate(rt.name, req.URL.Query().Get("ns"))
-	if len(cands) == 0 {
-		writeError(w, req, http.StatusBadRequest, codeNameInvalid, "invalid repository name "+rt.name)
 		return
 	}
 	repo := cands[0]

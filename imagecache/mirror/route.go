@@ -1,6 +1,8 @@
 package mirror
 
 import (
+	"fmt"
+	"net/http"
 	"regexp"
 	"strings"
 
@@ -127,4 +129,29 @@ func locate(name, ns string) []repoName {
 		}
 	}
 	return out
+}
+
+// request is the part of answering a request both mirrors share: refuse
+// writes, parse the path, answer the base endpoint. It returns the route
+// and the candidate repositories the name may mean, or ok false when the
+// request has been answered already.
+func request(w http.ResponseWriter, r *http.Request) (rt route, cands []repoName, ok bool) {
+	if readOnly(w, r) {
+		return route{}, nil, false
+	}
+	rt, ok = parseRoute(r.URL.Path)
+	if !ok {
+		writeError(w, r, http.StatusNotFound, codeUnsupported, "not a read-only distribution API path: "+r.URL.Path)
+		return route{}, nil, false
+	}
+	if rt.kind == routeBase {
+		writeBase(w, r)
+		return route{}, nil, false
+	}
+	cands = locate(rt.name, r.URL.Query().Get("ns"))
+	if len(cands) == 0 {
+		writeError(w, r, http.StatusBadRequest, codeNameInvalid, fmt.Sprintf("invalid repository name %q", rt.name))
+		return route{}, nil, false
+	}
+	return rt, cands, true
 }
