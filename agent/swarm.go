@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -89,8 +90,8 @@ type Swarm struct {
 	// corrupt, when set, damages every unit before it is served: a test
 	// fault (fault.go), never set in production builds.
 	corrupt func([]byte)
-	slots   chan struct{} // bounds serving goroutines
-	upSlots *slotGate     // pieces being sent at once
+	serving atomic.Int32 // piece requests being served (onPiece)
+	upSlots *slotGate    // pieces being sent at once
 
 	base context.Context // ends on Close
 	stop context.CancelFunc
@@ -141,7 +142,7 @@ func NewSwarm(cfg SwarmConfig) (*Swarm, error) {
 	}
 	s := &Swarm{
 		cfg: cfg, log: log, serve: nc, sessions: map[string]*session{},
-		slots: make(chan struct{}, serveConcurrency), upSlots: newSlotGate(uploadSlots),
+		upSlots: newSlotGate(uploadSlots),
 	}
 	if cfg.UploadLimit > 0 {
 		s.limiter = rate.NewLimiter(rate.Limit(cfg.UploadLimit), protocol.TransferUnit)

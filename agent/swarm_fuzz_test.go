@@ -136,7 +136,11 @@ func FuzzReadUnit(f *testing.F) {
 	buf := make([]byte, protocol.TransferUnit)
 	f.Fuzz(func(t *testing.T, blob, piece, offset, length string) {
 		hdr := map[string]string{protocol.HeaderBlob: blob, protocol.HeaderPiece: piece, protocol.HeaderOffset: offset, protocol.HeaderLength: length}
-		req, got, perr := ss.readUnit(func(k string) string { return hdr[k] }, buf)
+		req, perr := ss.parseRequest(func(k string) string { return hdr[k] })
+		var got []byte
+		if perr == nil {
+			got, perr = ss.readUnit(req, buf)
+		}
 		if perr != nil {
 			if perr.Code != protocol.CodeBadRequest && perr.Code != protocol.CodeNotFound {
 				t.Fatalf("code %s: %v", perr.Code, perr)

@@ -141,7 +141,9 @@ func (l *link) onHave(m *nats.Msg) {
 		return
 	}
 	l.f.picker.PeerHas(l.peer.ID, h.Blob, h.Piece)
-	l.notifyLocked()
+	if l.f.picker.Wanted(h.Blob, h.Piece) { // else there is nothing new to fetch
+		l.notifyLocked()
+	}
 	l.mu.Unlock()
 }
 
@@ -308,6 +310,13 @@ func (l *link) fetchPiece(ref pieceRef) error {
 	var err error
 	parts[0], err = l.fetchUnit(ctx, protocol.PieceRequest{Blob: ref.blob, Piece: ref.piece, Length: int(first)})
 	<-l.units
+	var perr *protocol.Error
+	if !errors.As(err, &perr) {
+		// The peer gave this piece an upload slot (or may have: the
+		// reply was lost): free it once every unit is here or the piece
+		// is given up. A refusal took no slot.
+		defer l.done(ref)
+	}
 	if err != nil {
 		return err
 	}
@@ -352,6 +361,19 @@ func (l *link) fetchPiece(ref pieceRef) error {
 	}
 	f.completed(ref, l)
 	return nil
+}
+
+// done tells the peer this node has every unit of ref it will ask for,
+// so the peer frees the upload slot ref held (protocol.SwarmDoneSubject).
+func (l *link) done(ref pieceRef) {
+	m := nats.NewMsg(protocol.SwarmDoneSubject(l.f.ss.dist.ID))
+	m.Reply = l.nc.NewRespInbox() // names this connection, as its requests' inboxes do
+	for k, v := range (protocol.PieceDone{Blob: ref.blob, Piece: ref.piece}).Headers() {
+		m.Header.Set(k, v)
+	}
+	if err := l.nc.PublishMsg(m); err != nil && l.ctx.Err() == nil {
+		l.f.log.Debug("tell peer a piece is done", "peer", l.peer.ID, "err", err)
+	}
 }
 
 // fetchUnit requests one unit and returns its bytes (exactly r.Length).

@@ -22,9 +22,12 @@ import (
 // wait for the node's upload limit, shared by all distributions.
 
 const (
-	// serveConcurrency bounds the unit requests served at once; more wait
-	// in the subscription's queue.
-	serveConcurrency = 32
+	// maxServing bounds the unit requests a node holds at once, waiting
+	// for an upload slot or being sent; more are answered busy.
+	maxServing = 256
+	// maxSlotWait is the longest a request waits for an upload slot
+	// before it is answered busy.
+	maxSlotWait = 500 * time.Millisecond
 	// maxUploadWait is the longest a request waits for the upload limit;
 	// beyond it the requester is told to try elsewhere (code timeout).
 	maxUploadWait = 10 * time.Second
@@ -45,45 +48,68 @@ func (ss *session) subscribe() error {
 	if err != nil {
 		return fmt.Errorf("serve distribution %s: %w", id, err)
 	}
-	bits, err := nc.Subscribe(protocol.SwarmBitfieldSubject(id), ss.onBitfield)
-	if err != nil {
-		piece.Unsubscribe()
-		return fmt.Errorf("serve distribution %s: %w", id, err)
+	subs := []*nats.Subscription{piece}
+	unsubscribe := func() {
+		for _, s := range subs {
+			s.Unsubscribe()
+		}
+	}
+	for subj, h := range map[string]nats.MsgHandler{
+		protocol.SwarmBitfieldSubject(id): ss.onBitfield,
+		protocol.SwarmDoneSubject(id):     ss.onDone,
+	} {
+		s, err := nc.Subscribe(subj, h)
+		if err != nil {
+			unsubscribe()
+			return fmt.Errorf("serve distribution %s: %w", id, err)
+		}
+		subs = append(subs, s)
 	}
 	if err := nc.FlushTimeout(5 * time.Second); err != nil {
-		piece.Unsubscribe()
-		bits.Unsubscribe()
+		unsubscribe()
 		return fmt.Errorf("serve distribution %s: %w", id, err)
 	}
-	ss.subs = []*nats.Subscription{piece, bits}
+	ss.subs = subs
 	return nil
 }
 
-// onPiece hands a piece request to a serving goroutine; when all are busy
-// it blocks the subscription, so requests queue at the endpoint.
+// onDone frees the upload slot of the piece a requester says it has.
+func (ss *session) onDone(m *nats.Msg) {
+	d, err := protocol.ParsePieceDone(m.Header.Get)
+	if err != nil || m.Reply == "" {
+		return
+	}
+	ss.sw.upSlots.done(requester(m.Reply), pieceRef{d.Blob, d.Piece})
+}
+
+// onPiece serves a piece request in a goroutine of its own: it may wait
+// for an upload slot. Beyond maxServing requests at once it answers busy.
 func (ss *session) onPiece(m *nats.Msg) {
 	s := ss.sw
-	select {
-	case s.slots <- struct{}{}:
-	case <-s.base.Done():
+	if s.serving.Add(1) > maxServing {
+		s.serving.Add(-1)
+		respondError(m, protocol.Errorf(protocol.CodeBusy, "%d requests are waiting here: ask again shortly", maxServing))
 		return
 	}
 	go func() {
-		defer func() { <-s.slots }()
+		defer s.serving.Add(-1)
 		ss.servePiece(s.base, m)
 	}()
 }
 
 // servePiece answers one unit request.
 func (ss *session) servePiece(ctx context.Context, m *nats.Msg) {
-	bufp := unitPool.Get().(*[]byte)
-	defer unitPool.Put(bufp)
-	req, data, perr := ss.readUnit(m.Header.Get, *bufp)
+	req, perr := ss.parseRequest(m.Header.Get)
+	if perr == nil {
+		perr = ss.holds(req)
+	}
 	who, ref := requester(m.Reply), pieceRef{req.Blob, req.Piece}
 	slotted := false
 	if perr == nil {
-		units := int((swarm.PieceLen(ss.blobs[req.Blob].bp, req.Piece) + protocol.TransferUnit - 1) / protocol.TransferUnit)
-		if slotted = ss.sw.upSlots.admit(who, ref, units, time.Now()); !slotted {
+		if slotted = ss.sw.upSlots.wait(ctx, who, ref, maxSlotWait); !slotted {
+			if ctx.Err() != nil {
+				return // shutting down
+			}
 			perr = protocol.Errorf(protocol.CodeBusy, "all %d upload slots are taken: ask again shortly", uploadSlots)
 		}
 	}
@@ -94,12 +120,18 @@ func (ss *session) servePiece(ctx context.Context, m *nats.Msg) {
 		defer func() { ss.sw.upSlots.sent(who, ref, perr == nil, time.Now()) }()
 	}
 	if perr == nil {
-		if err := ss.sw.waitUpload(ctx, len(data)); err != nil {
+		if err := ss.sw.waitUpload(ctx, req.Length); err != nil {
 			perr = protocol.Errorf(protocol.CodeTimeout, "over the upload limit: try another peer")
 			if !errors.Is(err, errUploadBusy) {
 				return // shutting down
 			}
 		}
+	}
+	var data []byte
+	if perr == nil {
+		bufp := unitPool.Get().(*[]byte)
+		defer unitPool.Put(bufp)
+		data, perr = ss.readUnit(req, *bufp)
 	}
 	if perr != nil {
 		respondError(m, perr)
@@ -115,48 +147,72 @@ func (ss *session) servePiece(ctx context.Context, m *nats.Msg) {
 	ss.uploaded.Add(int64(len(data)))
 }
 
-// readUnit reads the unit a request names into buf (TransferUnit bytes),
-// or says why it cannot: bad_request for a malformed request or a range
-// outside the piece, not_found for a blob outside the distribution or a
-// piece this node does not hold verified.
-func (ss *session) readUnit(get func(string) string, buf []byte) (protocol.PieceRequest, []byte, *protocol.Error) {
+// parseRequest reads a unit request: bad_request for a malformed request
+// or a range outside the piece, not_found for a blob outside the
+// distribution.
+func (ss *session) parseRequest(get func(string) string) (protocol.PieceRequest, *protocol.Error) {
 	req, err := protocol.ParsePieceRequest(get)
 	if err != nil {
 		var perr *protocol.Error
 		if errors.As(err, &perr) {
-			return req, nil, perr
+			return req, perr
 		}
-		return req, nil, protocol.Errorf(protocol.CodeBadRequest, "%v", err)
+		return req, protocol.Errorf(protocol.CodeBadRequest, "%v", err)
 	}
 	bs := ss.blobs[req.Blob]
 	if bs == nil {
-		return req, nil, protocol.Errorf(protocol.CodeNotFound, "blob %s is not in distribution %s", req.Blob, ss.dist.ID)
+		return req, protocol.Errorf(protocol.CodeNotFound, "blob %s is not in distribution %s", req.Blob, ss.dist.ID)
 	}
 	if req.Piece >= len(bs.bp.Pieces) {
-		return req, nil, protocol.Errorf(protocol.CodeBadRequest, "blob %s has %d pieces, not piece %d", req.Blob, len(bs.bp.Pieces), req.Piece)
+		return req, protocol.Errorf(protocol.CodeBadRequest, "blob %s has %d pieces, not piece %d", req.Blob, len(bs.bp.Pieces), req.Piece)
 	}
-	plen := swarm.PieceLen(bs.bp, req.Piece)
-	if req.Offset+int64(req.Length) > plen {
-		return req, nil, protocol.Errorf(protocol.CodeBadRequest, "piece %d of blob %s has %d bytes: %d at %d is outside it", req.Piece, req.Blob, plen, req.Length, req.Offset)
+	if plen := swarm.PieceLen(bs.bp, req.Piece); req.Offset+int64(req.Length) > plen {
+		return req, protocol.Errorf(protocol.CodeBadRequest, "piece %d of blob %s has %d bytes: %d at %d is outside it", req.Piece, req.Blob, plen, req.Length, req.Offset)
 	}
+	return req, nil
+}
+
+// source is where the verified piece req names can be read from (under
+// bs.mu), or nil when this node does not hold it (yet).
+func (bs *blobState) source(req protocol.PieceRequest) io.ReaderAt {
+	switch {
+	case bs.partial != nil && bs.partial.Have().Has(req.Piece):
+		return bs.partial
+	case bs.partial == nil && bs.file != nil:
+		return bs.file
+	}
+	return nil
+}
+
+// holds says not_found unless this node holds the piece a parsed request
+// names, verified.
+func (ss *session) holds(req protocol.PieceRequest) *protocol.Error {
+	bs := ss.blobs[req.Blob]
+	bs.mu.RLock()
+	defer bs.mu.RUnlock()
+	if bs.source(req) == nil {
+		return protocol.Errorf(protocol.CodeNotFound, "piece %d of blob %s is not here (yet)", req.Piece, req.Blob)
+	}
+	return nil
+}
+
+// readUnit reads the unit a parsed request names into buf (TransferUnit
+// bytes).
+func (ss *session) readUnit(req protocol.PieceRequest, buf []byte) ([]byte, *protocol.Error) {
+	bs := ss.blobs[req.Blob]
 	off := swarm.PieceOffset(bs.bp, req.Piece) + req.Offset
 	b := buf[:req.Length]
 	bs.mu.RLock()
 	defer bs.mu.RUnlock()
-	var r io.ReaderAt
-	switch {
-	case bs.partial != nil && bs.partial.Have().Has(req.Piece):
-		r = bs.partial
-	case bs.partial == nil && bs.file != nil:
-		r = bs.file
-	default:
-		return req, nil, protocol.Errorf(protocol.CodeNotFound, "piece %d of blob %s is not here (yet)", req.Piece, req.Blob)
+	r := bs.source(req)
+	if r == nil {
+		return nil, protocol.Errorf(protocol.CodeNotFound, "piece %d of blob %s is not here (yet)", req.Piece, req.Blob)
 	}
 	if _, err := r.ReadAt(b, off); err != nil {
 		ss.log.Warn("read piece to serve", "digest", req.Blob, "piece", req.Piece, "err", err)
-		return req, nil, protocol.Errorf(protocol.CodeInternal, "read piece %d of blob %s failed", req.Piece, req.Blob)
+		return nil, protocol.Errorf(protocol.CodeInternal, "read piece %d of blob %s failed", req.Piece, req.Blob)
 	}
-	return req, b, nil
+	return b, nil
 }
 
 // requester names who sent a request: its reply subject without the

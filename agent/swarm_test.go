@@ -344,11 +344,7 @@ func TestSwarmServesPieceRequests(t *testing.T) {
 		{"no headers", dist.ID, nil, protocol.CodeBadRequest, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			m := nats.NewMsg(protocol.SwarmPieceSubject(c.dist))
-			for k, v := range c.headers {
-				m.Header.Set(k, v)
-			}
-			reply, err := nc.RequestMsg(m, 5*time.Second)
+			reply, err := nc.RequestMsg(pieceMsg(c.dist, c.headers), 5*time.Second)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -365,7 +361,34 @@ func TestSwarmServesPieceRequests(t *testing.T) {
 			if !bytes.Equal(reply.Data, c.want) {
 				t.Errorf("got %d bytes, want %d bytes of the blob", len(reply.Data), len(c.want))
 			}
+			sendDone(t, nc, c.dist, c.headers)
 		})
+	}
+
+	// An upload slot is held until the requester says done, not merely
+	// until its bytes are handed to the endpoint: with every slot held, a
+	// request waits and is then answered busy; a done lets it through.
+	var held []map[string]string
+	for i := range uploadSlots {
+		h := req(layer.Digest, i, 0, 1)
+		reply, err := nc.RequestMsg(pieceMsg(dist.ID, h), 5*time.Second)
+		if err != nil || reply.Header.Get(protocol.HeaderCode) != "" {
+			t.Fatalf("slot %d: %v %s", i, err, reply.Header.Get(protocol.HeaderError))
+		}
+		held = append(held, h)
+	}
+	extra := req(layer.Digest, uploadSlots, 0, 1)
+	reply, err := nc.RequestMsg(pieceMsg(dist.ID, extra), 5*time.Second)
+	if err != nil || protocol.ErrorCode(reply.Header.Get(protocol.HeaderCode)) != protocol.CodeBusy {
+		t.Fatalf("a piece beyond %d held slots: %v, code %q; want busy", uploadSlots, err, reply.Header.Get(protocol.HeaderCode))
+	}
+	sendDone(t, nc, dist.ID, held[0])
+	reply, err = nc.RequestMsg(pieceMsg(dist.ID, extra), 5*time.Second)
+	if err != nil || reply.Header.Get(protocol.HeaderCode) != "" || len(reply.Data) != 1 {
+		t.Fatalf("after a done: %v, code %q", err, reply.Header.Get(protocol.HeaderCode))
+	}
+	for _, h := range append(held[1:], extra) {
+		sendDone(t, nc, dist.ID, h)
 	}
 
 	// Bitfields: a whole blob has every bit, a partial only its verified
@@ -386,6 +409,30 @@ func TestSwarmServesPieceRequests(t *testing.T) {
 	}
 	if got := bits(other.ID)[olayer.Digest]; !bytes.Equal(got, []byte{0x40}) {
 		t.Errorf("partial blob's bits %08b, want 01000000", got)
+	}
+}
+
+func pieceMsg(dist string, headers map[string]string) *nats.Msg {
+	m := nats.NewMsg(protocol.SwarmPieceSubject(dist))
+	for k, v := range headers {
+		m.Header.Set(k, v)
+	}
+	return m
+}
+
+// sendDone says, as a fetching peer does, that the piece a request named
+// is here, and waits until the endpoint has it.
+func sendDone(t *testing.T, nc *nats.Conn, dist string, request map[string]string) {
+	t.Helper()
+	m := nats.NewMsg(protocol.SwarmDoneSubject(dist))
+	m.Reply = nc.NewRespInbox()
+	m.Header.Set(protocol.HeaderBlob, request[protocol.HeaderBlob])
+	m.Header.Set(protocol.HeaderPiece, request[protocol.HeaderPiece])
+	if err := nc.PublishMsg(m); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -223,6 +224,43 @@ func FuzzParsePieceRequest(f *testing.F) {
 		}
 		if !ValidDigest(r.Blob) || r.Piece < 0 || r.Offset%TransferUnit != 0 || r.Length < 1 || r.Length > TransferUnit {
 			t.Fatalf("accepted %+v", r)
+		}
+	})
+}
+
+func TestParsePieceDone(t *testing.T) {
+	d := "sha256:" + strings.Repeat("cd", 32)
+	ok := PieceDone{Blob: d, Piece: 7}
+	h := ok.Headers()
+	got, err := ParsePieceDone(func(k string) string { return h[k] })
+	if err != nil || got != ok {
+		t.Fatalf("%+v %v", got, err)
+	}
+	for _, bad := range []map[string]string{
+		{HeaderBlob: "sha256:" + strings.Repeat("CD", 32), HeaderPiece: "0"},
+		{HeaderBlob: d, HeaderPiece: "-3"},
+		{HeaderBlob: d, HeaderPiece: "x"},
+		{HeaderBlob: d},
+		{},
+	} {
+		if _, err := ParsePieceDone(func(k string) string { return bad[k] }); err == nil {
+			t.Errorf("%v accepted", bad)
+		} else if pe, ok := err.(*Error); !ok || pe.Code != CodeBadRequest {
+			t.Errorf("%v: %v", bad, err)
+		}
+	}
+}
+
+func FuzzParsePieceDone(f *testing.F) {
+	f.Add("sha256:"+strings.Repeat("ab", 32), "3")
+	f.Fuzz(func(t *testing.T, blob, piece string) {
+		h := map[string]string{HeaderBlob: blob, HeaderPiece: piece}
+		d, err := ParsePieceDone(func(k string) string { return h[k] })
+		if err != nil {
+			return
+		}
+		if n, perr := strconv.Atoi(piece); !ValidDigest(d.Blob) || d.Piece < 0 || perr != nil || n != d.Piece {
+			t.Fatalf("accepted %q %q as %+v", blob, piece, d)
 		}
 	})
 }

@@ -159,6 +159,16 @@ func SwarmBitfieldSubject(dist string) string { return Prefix + "swarm." + dist 
 // SwarmHaveSubject carries the peer's Have announcements.
 func SwarmHaveSubject(dist string) string { return Prefix + "swarm." + dist + ".have" }
 
+// SwarmDoneSubject takes a requester's word that it has every unit of a
+// piece it asked for (or gave the piece up): a message with the blob and
+// piece headers and the requester's reply inbox as its reply subject. The
+// serving peer holds an upload slot for the piece until then, so the
+// bytes it has queued but not yet sent stay bounded (a slot freed when
+// the reply is merely queued let a peer queue seconds of data: measured,
+// 1 MiB units waited 1 s at p50 and 5 s at worst behind a 100 Mbit/s
+// uplink).
+func SwarmDoneSubject(dist string) string { return Prefix + "swarm." + dist + ".done" }
+
 // Piece request and reply headers.
 const (
 	HeaderBlob   = "Drove-Blob"
@@ -209,6 +219,33 @@ func ParsePieceRequest(get func(string) string) (PieceRequest, error) {
 	}
 	r.Piece, r.Offset, r.Length = p, off, n
 	return r, nil
+}
+
+// PieceDone is the parsed form of a done message's headers (see
+// SwarmDoneSubject).
+type PieceDone struct {
+	Blob  string
+	Piece int
+}
+
+// Headers renders d as header values.
+func (d PieceDone) Headers() map[string]string {
+	return map[string]string{HeaderBlob: d.Blob, HeaderPiece: strconv.Itoa(d.Piece)}
+}
+
+// ParsePieceDone reads a done message from its header values and checks
+// it is well formed: a sha256 digest and a piece index >= 0.
+func ParsePieceDone(get func(string) string) (PieceDone, error) {
+	d := PieceDone{Blob: get(HeaderBlob)}
+	if !ValidDigest(d.Blob) {
+		return d, Errorf(CodeBadRequest, "piece done: bad blob digest %q", d.Blob)
+	}
+	p, err := strconv.Atoi(get(HeaderPiece))
+	if err != nil || p < 0 {
+		return d, Errorf(CodeBadRequest, "piece done: bad piece %q", get(HeaderPiece))
+	}
+	d.Piece = p
+	return d, nil
 }
 
 // ValidDigest reports whether d is "sha256:" and 64 lowercase hex digits.

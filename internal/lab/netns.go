@@ -54,6 +54,14 @@ func uplinkCommands(ns, dev, rate string) [][]string {
 				"match", "ip", dir, p, "0xffff", "flowid", "2:10"))
 		}
 	}
+	// Requests to a peer's data endpoint (piece requests, dones) go first
+	// too; the pieces a node serves (from its data port) wait in the bulk
+	// class. Hosts get this from fq_codel, the default queue of current
+	// distributions (sparse flows are sent before bulk ones); this kernel
+	// has no fq_codel, and with one FIFO a node's requests waited ~100 ms
+	// behind its own uploads.
+	cmds = append(cmds, tc("filter", "add", "dev", dev, "parent", "2:", "protocol", "ip", "prio", "2", "u32",
+		"match", "ip", "dport", strconv.Itoa(DataPort), "0xffff", "flowid", "2:10"))
 	return cmds
 }
 
