@@ -75,6 +75,10 @@ type Stats struct {
 	Pieces     int           // pieces verified by this call
 	Banned     []string      // peers banned for serving bad pieces (this distribution)
 	Duration   time.Duration // of the call
+	// Verified is when the node had every piece verified (a Fetch that
+	// got that far; zero otherwise): delivery ends there, before the
+	// commit and unpack.
+	Verified time.Time
 }
 
 // Swarm is an agent's peer in peer-to-peer image delivery: it fetches the

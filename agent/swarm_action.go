@@ -59,6 +59,9 @@ func (d DistributeAction) Run(ctx context.Context, a protocol.Action, out io.Wri
 		"pieces":     strconv.Itoa(st.Pieces),
 		"banned":     strings.Join(st.Banned, ","),
 	}
+	if !st.Verified.IsZero() {
+		outputs["verified_at"] = strconv.FormatInt(st.Verified.UnixMilli(), 10)
+	}
 	if len(st.Banned) > 0 {
 		fmt.Fprintf(out, "banned peers that served bad pieces: %s\n", strings.Join(st.Banned, ", "))
 	}

@@ -75,11 +75,17 @@ func (s *Swarm) Fetch(ctx context.Context, dist *protocol.Distribution) (Stats, 
 	if err != nil {
 		return st, fmt.Errorf("fetch %s: %d pieces still missing: %w", dist.ID, f.picker.Missing(), err)
 	}
-	if err := ss.commit(ctx); err != nil {
+	// Every piece is verified: the tracker hears it now, not at the next
+	// tick or after the commit hashed every blob once more (on a busy
+	// node, seconds later).
+	ss.kickAnnounce()
+	st.Verified = time.Now()
+	verified, err := ss.commit(ctx)
+	if err != nil {
 		return st, fmt.Errorf("fetch %s: %w", dist.ID, err)
 	}
 	ss.kickAnnounce()
-	if err := s.unpack(ctx, dist); err != nil {
+	if err := s.unpack(ctx, dist, verified); err != nil {
 		return st, fmt.Errorf("fetch %s: %w", dist.ID, err)
 	}
 	st.Duration = time.Since(started)
@@ -93,8 +99,9 @@ func (s *Swarm) RootFS(imageDigest string) string {
 	return filepath.Join(s.cfg.DataDir, "rootfs", strings.TrimPrefix(imageDigest, "sha256:"))
 }
 
-// unpack extracts the image (atomic and idempotent).
-func (s *Swarm) unpack(ctx context.Context, dist *protocol.Distribution) error {
+// unpack extracts the image (atomic and idempotent). The blobs in
+// verified were hashed into the store just now and are not hashed again.
+func (s *Swarm) unpack(ctx context.Context, dist *protocol.Distribution, verified map[v1.Hash]bool) error {
 	h, err := v1.NewHash(dist.ImageDigest)
 	if err != nil {
 		return fmt.Errorf("unpack image %s: %w", dist.ImageDigest, err)
@@ -103,7 +110,7 @@ func (s *Swarm) unpack(ctx context.Context, dist *protocol.Distribution) error {
 	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
 		return fmt.Errorf("unpack image %s: %w", dist.ImageDigest, err)
 	}
-	if err := swarm.Unpack(ctx, s.cfg.Store, h, dest); err != nil {
+	if err := swarm.UnpackVerified(ctx, s.cfg.Store, h, dest, verified); err != nil {
 		return fmt.Errorf("unpack image %s into %s: %w", dist.ImageDigest, dest, err)
 	}
 	return s.tag(dist, h)
@@ -128,28 +135,35 @@ func (s *Swarm) tag(dist *protocol.Distribution, h v1.Hash) error {
 }
 
 // commit moves every complete Partial into the store; from then on the
-// blob is served from the store.
-func (ss *session) commit(ctx context.Context) error {
+// blob is served from the store. It returns the blobs it put there, each
+// hashed whole on the way.
+func (ss *session) commit(ctx context.Context) (map[v1.Hash]bool, error) {
+	verified := map[v1.Hash]bool{}
 	for _, bs := range ss.order {
 		bs.mu.Lock()
-		err := bs.commitLocked(ctx, ss)
+		added, err := bs.commitLocked(ctx, ss)
 		bs.mu.Unlock()
 		if err != nil {
-			return err
+			return nil, err
+		}
+		if added {
+			verified[bs.hash] = true
 		}
 	}
 	if err := os.RemoveAll(ss.dir); err != nil {
 		ss.log.Warn("remove partial blob directory", "dir", ss.dir, "err", err)
 	}
-	return nil
+	return verified, nil
 }
 
-// commitLocked commits one blob (under bs.mu).
-func (bs *blobState) commitLocked(ctx context.Context, ss *session) error {
+// commitLocked commits one blob (under bs.mu), and reports whether it
+// put the blob into the store (hashing it whole).
+func (bs *blobState) commitLocked(ctx context.Context, ss *session) (bool, error) {
 	if bs.partial == nil {
-		return nil
+		return false, nil
 	}
 	st := ss.sw.cfg.Store
+	added := !st.HasBlob(bs.hash)
 	if err := bs.partial.Commit(ctx, st); err != nil {
 		if errors.Is(err, swarm.ErrDigestMismatch) {
 			// Every piece verified, yet the blob is wrong: the manifest
@@ -160,14 +174,14 @@ func (bs *blobState) commitLocked(ctx context.Context, ss *session) error {
 				bs.partial = p
 			}
 		}
-		return err
+		return false, err
 	}
 	f, err := st.OpenBlob(bs.hash)
 	if err != nil {
-		return fmt.Errorf("open committed blob %s: %w", bs.bp.Digest, err)
+		return false, fmt.Errorf("open committed blob %s: %w", bs.bp.Digest, err)
 	}
 	bs.partial, bs.file = nil, f
-	return nil
+	return added, nil
 }
 
 // fetch is one Fetch's state.

@@ -41,7 +41,7 @@ func (s *Swarm) Seed(ctx context.Context, dist *protocol.Distribution) (Stats, e
 	}
 	defer ss.release()
 	ss.log.Info("seeding distribution", "digest", dist.ImageDigest, "bytes", ss.total)
-	if err := s.unpack(ctx, dist); err != nil {
+	if err := s.unpack(ctx, dist, nil); err != nil {
 		return ss.stats(started, 0, 0), fmt.Errorf("seed %s: %w", dist.ID, err)
 	}
 	for {

@@ -13,6 +13,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
@@ -171,4 +172,54 @@ func overwrite(t *testing.T, path string, b []byte) {
 	t.Helper()
 	must(t, os.Chmod(path, 0o644))
 	must(t, os.WriteFile(path, b, 0o644))
+}
+
+// An uncompressed layer (diff ID = digest) is hashed once, and a bad one
+// is still refused; a verified blob is not hashed again, but a compressed
+// one's tar is still checked against its diff ID.
+func TestUnpackHashesOnceAndStillRefuses(t *testing.T) {
+	ctx := context.Background()
+	s, err := store.Open(t.TempDir())
+	must(t, err)
+	uncompressed := func(files map[string]string) v1.Layer {
+		rc, err := buildLayer(t, files, layer.None).Uncompressed()
+		must(t, err)
+		defer rc.Close()
+		b, err := io.ReadAll(rc)
+		must(t, err)
+		return static.NewLayer(b, types.OCIUncompressedLayer)
+	}
+	l1, l2 := uncompressed(map[string]string{"a.txt": "one"}), uncompressed(map[string]string{"b.txt": "two"})
+	img := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
+	img, err = mutate.AppendLayers(img, l1)
+	must(t, err)
+	desc, err := s.WriteImage(ctx, img, store.WriteOptions{})
+	must(t, err)
+	m, err := img.Manifest()
+	must(t, err)
+	cf, err := img.ConfigFile()
+	must(t, err)
+	if cf.RootFS.DiffIDs[0] != m.Layers[0].Digest {
+		t.Fatalf("an uncompressed layer's diff ID %s is not its digest %s", cf.RootFS.DiffIDs[0], m.Layers[0].Digest)
+	}
+	other, err := l2.Compressed()
+	must(t, err)
+	b, err := io.ReadAll(other)
+	must(t, err)
+	overwrite(t, s.BlobPath(m.Layers[0].Digest), b)
+	dest := filepath.Join(t.TempDir(), "rootfs")
+	if err := Unpack(ctx, s, desc.Digest, dest); !errors.Is(err, ErrDigestMismatch) {
+		t.Fatalf("uncompressed layer with other content: %v, want %v", err, ErrDigestMismatch)
+	}
+
+	s2, err := store.Open(t.TempDir())
+	must(t, err)
+	img2, m2 := twoLayerImage(t, s2)
+	first, err := s2.ReadBlob(m2.Layers[0].Digest)
+	must(t, err)
+	overwrite(t, s2.BlobPath(m2.Layers[1].Digest), first)
+	verified := map[v1.Hash]bool{m2.Layers[1].Digest: true}
+	if err := UnpackVerified(ctx, s2, img2, filepath.Join(t.TempDir(), "rootfs"), verified); !errors.Is(err, ErrDigestMismatch) {
+		t.Fatalf("verified compressed layer whose tar is not its diff ID: %v, want %v", err, ErrDigestMismatch)
+	}
 }
