@@ -39,9 +39,11 @@ type Config struct {
 	RoutePort   int
 	// DataPort is the data endpoint's port (image pieces are served
 	// there); 0 picks a free one. UploadLimit caps what it serves, in
-	// bytes per second; 0 means no cap.
-	DataPort    int
-	UploadLimit int64
+	// bytes per second; 0 means no cap. DownloadConcurrency bounds the
+	// piece requests it has out (0: DefaultDownloadConcurrency).
+	DataPort            int
+	UploadLimit         int64
+	DownloadConcurrency int
 	// MirrorAddr is where the node registry mirror listens (host:port);
 	// empty runs none. CertsDir and ContainerdAddress are where images
 	// steps write containerd hosts files and import images (defaults

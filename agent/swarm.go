@@ -25,6 +25,9 @@ const (
 	// (FastAnnounceInterval in labs on one machine).
 	DefaultAnnounceInterval = time.Second
 	FastAnnounceInterval    = 250 * time.Millisecond
+	// DefaultDownloadConcurrency is how many unit requests a node has out
+	// at once by default: 32 MiB in flight, a few peers' worth of pieces.
+	DefaultDownloadConcurrency = 32
 	// DefaultLinger bounds how long a distribution is served after its last
 	// step on this node ended, when the tracker never says it is done.
 	DefaultLinger = 10 * time.Minute
@@ -59,6 +62,10 @@ type SwarmConfig struct {
 	// UploadLimit caps the bytes per second this node serves to peers, for
 	// all distributions together; 0 means no cap.
 	UploadLimit int64
+	// DownloadConcurrency bounds the unit requests this node has out to
+	// all peers together (each a TransferUnit at most), over all
+	// distributions; 0 means DefaultDownloadConcurrency.
+	DownloadConcurrency int
 	// AnnounceInterval is how often each distribution is announced; 0
 	// means DefaultAnnounceInterval, or FastAnnounceInterval with Fast.
 	AnnounceInterval time.Duration
@@ -94,8 +101,12 @@ type Swarm struct {
 	// corrupt, when set, damages every unit before it is served: a test
 	// fault (fault.go), never set in production builds.
 	corrupt func([]byte)
-	serving atomic.Int32 // piece requests being served (onPiece)
-	upSlots *slotGate    // pieces being sent at once
+	serving atomic.Int32  // piece requests being served (onPiece)
+	upSlots *slotGate     // pieces being sent at once
+	down    chan struct{} // unit requests out to peers (DownloadConcurrency)
+	// downOut is how many unit requests are out, downPeak the most that
+	// ever were (a statistic for tests).
+	downOut, downPeak atomic.Int32
 
 	base context.Context // ends on Close
 	stop context.CancelFunc
@@ -125,6 +136,9 @@ func NewSwarm(cfg SwarmConfig) (*Swarm, error) {
 			cfg.AnnounceInterval = FastAnnounceInterval
 		}
 	}
+	if cfg.DownloadConcurrency <= 0 {
+		cfg.DownloadConcurrency = DefaultDownloadConcurrency
+	}
 	if cfg.Linger <= 0 {
 		cfg.Linger = DefaultLinger
 	}
@@ -146,7 +160,7 @@ func NewSwarm(cfg SwarmConfig) (*Swarm, error) {
 	}
 	s := &Swarm{
 		cfg: cfg, log: log, serve: nc, sessions: map[string]*session{},
-		upSlots: newSlotGate(uploadSlots),
+		upSlots: newSlotGate(uploadSlots), down: make(chan struct{}, cfg.DownloadConcurrency),
 	}
 	if cfg.UploadLimit > 0 {
 		s.limiter = rate.NewLimiter(rate.Limit(cfg.UploadLimit), protocol.TransferUnit)

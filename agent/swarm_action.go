@@ -82,18 +82,19 @@ func (a *Agent) startSwarm(nc *nats.Conn) (*Swarm, error) {
 		return nil, fmt.Errorf("start swarm: %w", err)
 	}
 	sw, err := NewSwarm(SwarmConfig{
-		NodeID:      a.id,
-		DataAddr:    net.JoinHostPort(a.cfg.AdvertiseAddr, strconv.Itoa(a.data.Port())),
-		DataURL:     a.data.ClientURL(),
-		InProcess:   a.data.s,
-		Labels:      a.cfg.Labels,
-		DataDir:     a.cfg.DataDir,
-		Store:       st,
-		Control:     nc,
-		Token:       a.cfg.Token,
-		UploadLimit: a.cfg.UploadLimit,
-		Fast:        a.cfg.Fast,
-		Log:         a.log,
+		NodeID:              a.id,
+		DataAddr:            net.JoinHostPort(a.cfg.AdvertiseAddr, strconv.Itoa(a.data.Port())),
+		DataURL:             a.data.ClientURL(),
+		InProcess:           a.data.s,
+		Labels:              a.cfg.Labels,
+		DataDir:             a.cfg.DataDir,
+		Store:               st,
+		Control:             nc,
+		Token:               a.cfg.Token,
+		UploadLimit:         a.cfg.UploadLimit,
+		DownloadConcurrency: a.cfg.DownloadConcurrency,
+		Fast:                a.cfg.Fast,
+		Log:                 a.log,
 	})
 	if err != nil {
 		return nil, err

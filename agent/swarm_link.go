@@ -377,7 +377,23 @@ func (l *link) done(ref pieceRef) {
 }
 
 // fetchUnit requests one unit and returns its bytes (exactly r.Length).
+// It waits for one of the node's DownloadConcurrency request slots.
 func (l *link) fetchUnit(ctx context.Context, r protocol.PieceRequest) ([]byte, error) {
+	sw := l.f.ss.sw
+	select {
+	case sw.down <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	for n := sw.downOut.Add(1); ; {
+		if p := sw.downPeak.Load(); n <= p || sw.downPeak.CompareAndSwap(p, n) {
+			break
+		}
+	}
+	defer func() {
+		sw.downOut.Add(-1)
+		<-sw.down
+	}()
 	m := nats.NewMsg(protocol.SwarmPieceSubject(l.f.ss.dist.ID))
 	for k, v := range r.Headers() {
 		m.Header.Set(k, v)

@@ -535,3 +535,37 @@ func TestCheckDistribution(t *testing.T) {
 		}
 	}
 }
+
+// DownloadConcurrency bounds the unit requests a node has out to all its
+// peers together.
+func TestSwarmDownloadConcurrency(t *testing.T) {
+	ctl := startControl(t)
+	startTracker(t, ctl)
+	seeds := []*swarmNode{newSwarmNode(t, ctl, "seed-a", nil), newSwarmNode(t, ctl, "seed-b", nil)}
+	dist, _ := testImage(t, seeds[0].st, "dist-down", protocol.TransferUnit, 6<<20, 5<<20)
+	copyImage(t, seeds[0].st, seeds[1].st, dist)
+	dist.Seeds = []string{"seed-a", "seed-b"}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for _, s := range seeds {
+		go s.sw.Seed(ctx, dist)
+	}
+	for _, c := range []struct {
+		id    string
+		limit int
+	}{{"one-at-a-time", 1}, {"default", 0}} {
+		f := newSwarmNode(t, ctl, c.id, func(cfg *SwarmConfig) { cfg.DownloadConcurrency = c.limit })
+		if _, err := f.sw.Fetch(ctx, dist); err != nil {
+			t.Fatal(err)
+		}
+		assertHasImage(t, f, dist, "")
+		peak := f.sw.downPeak.Load()
+		t.Logf("%s: at most %d unit requests out", c.id, peak)
+		if c.limit > 0 && peak > int32(c.limit) {
+			t.Errorf("%s: %d unit requests out at once; the limit is %d", c.id, peak, c.limit)
+		}
+		if c.limit == 0 && peak < 2 {
+			t.Errorf("%s: never more than %d unit request out: the default limit is %d", c.id, peak, DefaultDownloadConcurrency)
+		}
+	}
+}

@@ -43,6 +43,7 @@ type agentOptions struct {
 	DataPort        int               `json:"dataPort,omitempty"`
 	APIPort         int               `json:"apiPort,omitempty"`
 	UploadLimit     string            `json:"uploadLimit,omitempty"`
+	DownloadConc    int               `json:"downloadConcurrency,omitempty"`
 	Fast            bool              `json:"fast,omitempty"`
 	RemoveDeadAfter string            `json:"removeDeadCoordinatorsAfter,omitempty"`
 	MirrorAddr      string            `json:"mirrorAddr,omitempty"`
@@ -106,6 +107,7 @@ with a wrong or missing token cannot join gossip, NATS or raft.`,
 	f.IntVar(&o.DataPort, "data-port", 7950, "data endpoint port: peers fetch image pieces from this node here")
 	f.IntVar(&o.APIPort, "api-port", netinstall.DefaultPort, "coordinator: HTTPS install API port (GET /install.sh, /dl/drove-<os>-<arch>); 0 turns it off")
 	f.StringVar(&o.UploadLimit, "upload-limit", "", "cap what this node serves to peers, e.g. 100mbit, 12MiB (per second; default: no cap)")
+	f.IntVar(&o.DownloadConc, "download-concurrency", agent.DefaultDownloadConcurrency, "image piece requests (1 MiB each at most) this node keeps out to its peers at once")
 	f.StringVar(&o.MirrorAddr, "mirror-addr", agent.DefaultMirrorAddr, "node registry mirror: serves the container images cached in cluster images to this node's containerd (host:port; off disables it)")
 	f.StringVar(&o.CertsDir, "containerd-certs-dir", agent.DefaultCertsDir, "containerd hosts directory where images steps point registries at the node mirror")
 	f.StringVar(&o.Containerd, "containerd-address", agent.DefaultContainerdAddress, "containerd socket images steps import into")
@@ -160,6 +162,9 @@ func (o *agentOptions) complete(g *Globals, flags *pflag.FlagSet) error {
 			c = o.coordinator
 		}
 		o.Coordinator = &c
+	}
+	if o.DownloadConc < 1 {
+		return usageErrorf("--download-concurrency %d: want at least 1", o.DownloadConc)
 	}
 	if o.UploadLimit != "" {
 		n, err := ParseRate(o.UploadLimit)
@@ -217,6 +222,7 @@ func (o *agentOptions) mergeFile(file *agentOptions, flags *pflag.FlagSet) {
 	set("data-port", func() { pickInt(&o.DataPort, file.DataPort) })
 	set("api-port", func() { pickInt(&o.APIPort, file.APIPort) })
 	set("upload-limit", func() { pick(&o.UploadLimit, file.UploadLimit) })
+	set("download-concurrency", func() { pickInt(&o.DownloadConc, file.DownloadConc) })
 	set("fast", func() { o.Fast = o.Fast || file.Fast })
 	set("remove-dead-coordinators-after", func() { pick(&o.RemoveDeadAfter, file.RemoveDeadAfter) })
 	set("mirror-addr", func() { pick(&o.MirrorAddr, file.MirrorAddr) })
@@ -262,7 +268,7 @@ func runAgent(ctx context.Context, g *Globals, o *agentOptions) error {
 		DataDir: o.DataDir, Name: o.Name, BindAddr: o.Bind, AdvertiseAddr: o.Advertise, GossipPort: o.GossipPort,
 		Join: withDefaultPort(o.Join, 7946), Roles: o.Roles, Labels: o.Labels, Token: o.Token,
 		Coordinator: *o.Coordinator, Fast: o.Fast, Log: log,
-		DataPort: o.DataPort, UploadLimit: o.uploadLimit,
+		DataPort: o.DataPort, UploadLimit: o.uploadLimit, DownloadConcurrency: o.DownloadConc,
 		CertsDir: o.CertsDir, ContainerdAddress: o.Containerd,
 		Media: o.Media,
 	}

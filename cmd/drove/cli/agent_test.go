@@ -14,7 +14,7 @@ func TestAgentOptions(t *testing.T) {
 	token := filepath.Join(dir, "token")
 	os.WriteFile(token, []byte("drove-0123456789abcdefghij\n"), 0o600)
 	cfg := filepath.Join(dir, "agent.yaml")
-	os.WriteFile(cfg, []byte("name: m1\nroles: [master]\njoin: [10.0.0.1]\nlabels: {zone: a}\nbootstrapExpect: 3\ntokenFile: "+token+"\nraftPort: 9000\n"), 0o600)
+	os.WriteFile(cfg, []byte("name: m1\nroles: [master]\njoin: [10.0.0.1]\nlabels: {zone: a}\nbootstrapExpect: 3\ntokenFile: "+token+"\nraftPort: 9000\ndownloadConcurrency: 8\n"), 0o600)
 	g := &Globals{DataDir: dir}
 	o := &agentOptions{}
 	cmd := agentCmd(g, o)
@@ -25,8 +25,15 @@ func TestAgentOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	if o.Name != "m1" || o.RaftPort != 9100 || o.BootstrapExpect != 3 || o.Labels["zone"] != "a" ||
-		o.Token != "drove-0123456789abcdefghij" || !*o.Coordinator || o.Advertise != "127.0.0.5" || o.Join[0] != "10.0.0.1" {
+		o.Token != "drove-0123456789abcdefghij" || !*o.Coordinator || o.Advertise != "127.0.0.5" || o.Join[0] != "10.0.0.1" || o.DownloadConc != 8 {
 		t.Fatalf("options: %+v", o)
+	}
+
+	o = &agentOptions{}
+	cmd = agentCmd(g, o)
+	cmd.ParseFlags([]string{"--token-file", token, "--download-concurrency", "0"})
+	if err := o.complete(g, cmd.Flags()); err == nil || !strings.Contains(err.Error(), "--download-concurrency") {
+		t.Fatalf("--download-concurrency 0: %v", err)
 	}
 
 	bad := filepath.Join(dir, "bad.yaml")
