@@ -58,8 +58,8 @@ func uplinkCommands(ns, dev, rate string) [][]string {
 	// too; the pieces a node serves (from its data port) wait in the bulk
 	// class. Hosts get this from fq_codel, the default queue of current
 	// distributions (sparse flows are sent before bulk ones); this kernel
-	// has no fq_codel, and with one FIFO a node's requests waited ~100 ms
-	// behind its own uploads.
+	// has no fq_codel, and in one FIFO a node's requests would queue
+	// behind up to 1000 packets of its own uploads (120 ms at 100 Mbit/s).
 	cmds = append(cmds, tc("filter", "add", "dev", dev, "parent", "2:", "protocol", "ip", "prio", "2", "u32",
 		"match", "ip", "dport", strconv.Itoa(DataPort), "0xffff", "flowid", "2:10"))
 	return cmds

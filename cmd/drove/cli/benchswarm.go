@@ -255,12 +255,9 @@ func runSwarmOnce(ctx context.Context, cf *clientFlags, nc *nats.Conn, s *store.
 					// The node's own clock (the lab is one machine): the
 					// tracker hears of it an announce later, and on a
 					// loaded machine that was up to 2 s late.
-					t, ok := time.Duration(0), false
+					t, ok := done[st.Node]
 					if at, err := strconv.ParseInt(st.Outputs["verified_at"], 10, 64); err == nil {
 						t, ok = time.UnixMilli(at).Sub(start), true
-					}
-					if !ok {
-						t, ok = done[st.Node]
 					}
 					if !ok { // finished between two polls of the tracker
 						t = time.Duration(st.FinishedAt-d.Summary.Created) * time.Millisecond
