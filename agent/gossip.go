@@ -153,9 +153,9 @@ func NewGossip(cfg GossipConfig, logger *slog.Logger) (*Gossip, error) {
 	mc.SecretKey = clusterauth.GossipKey(cfg.Token)
 	mc.GossipVerifyIncoming = true
 	mc.GossipVerifyOutgoing = true
-	// Gossip packets are a few hundred bytes; memberlist's LZW built
-	// ~100 KB of tables for each one (a few percent of a busy node's CPU,
-	// and garbage). Compressed packets from other nodes are still read.
+	// Gossip packets are a few hundred bytes; memberlist's LZW allocated
+	// a 64 KB table for each one. Compressed packets from other nodes are
+	// still read.
 	mc.EnableCompression = false
 	mc.Delegate = (*gossipDelegate)(g)
 	mc.Events = (*gossipDelegate)(g)

@@ -38,10 +38,9 @@ func Unpack(ctx context.Context, s *store.Store, imageDigest v1.Hash, dest strin
 
 // UnpackVerified is Unpack for a caller that has just hashed some of the
 // image's blobs into the store (a fetch verifies each blob as it commits
-// it): those, listed in verified, are not hashed again. On a node that
-// has just received an image, hashing every byte four times (each piece,
-// the blob at commit, and here the blob and its tar) was a fifth of the
-// CPU the delivery took.
+// it): those, listed in verified, are not hashed again. A node that had
+// just received an image hashed every byte four times: each piece, the
+// blob at commit, and here the blob and its tar.
 func UnpackVerified(ctx context.Context, s *store.Store, imageDigest v1.Hash, dest string, verified map[v1.Hash]bool) (err error) {
 	if _, err := os.Lstat(dest); err == nil {
 		return nil
