@@ -351,15 +351,7 @@ func TestAgentImportsMediaAndReportsRefusals(t *testing.T) {
 	f.tamper(t, f.layers[0])
 	log, buf := jsonLog()
 	dataDir := t.TempDir()
-	a, err := New(Config{DataDir: dataDir, Name: "n1", BindAddr: "127.0.0.1", Token: swarmToken, Media: f.dir, Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		a.gossip.Shutdown()
-		a.data.Shutdown()
-		a.exec.Close()
-	})
+	a := newTestAgent(t, Config{DataDir: dataDir, Media: f.dir, Log: log})
 	if _, ok := a.member().Labels[MediaRefusedLabel]; ok {
 		t.Fatalf("refusals gossiped before the import: %v", a.member().Labels)
 	}
@@ -405,16 +397,7 @@ func TestAgentImportsMediaAndReportsRefusals(t *testing.T) {
 // logs it and reports nothing.
 func TestAgentMediaGone(t *testing.T) {
 	log, buf := jsonLog()
-	a, err := New(Config{DataDir: t.TempDir(), Name: "n1", BindAddr: "127.0.0.1", Token: swarmToken,
-		Media: filepath.Join(t.TempDir(), "unmounted"), Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		a.gossip.Shutdown()
-		a.data.Shutdown()
-		a.exec.Close()
-	})
+	a := newTestAgent(t, Config{DataDir: t.TempDir(), Media: filepath.Join(t.TempDir(), "unmounted"), Log: log})
 	a.importMedia(t.Context())
 	select {
 	case <-a.mediaDone:
