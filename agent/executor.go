@@ -78,6 +78,7 @@ type run struct {
 
 // OpenExecutor opens the journal at path (see OpenJournal) for the agent
 // whose node ID is node. A nil actions means Builtins(); a nil log discards.
+// log should already name the node (the agent's does).
 func OpenExecutor(path string, node string, actions *Registry, log *slog.Logger) (*Executor, error) {
 	if !protocol.ValidID(node) {
 		return nil, fmt.Errorf("open executor: invalid node ID %q", node)
@@ -88,7 +89,6 @@ func OpenExecutor(path string, node string, actions *Registry, log *slog.Logger)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	log = log.With("node", node)
 	j, interrupted, err := OpenJournal(path)
 	if err != nil {
 		return nil, fmt.Errorf("open executor: %w", err)

@@ -126,7 +126,7 @@ func NewGossip(cfg GossipConfig, logger *slog.Logger) (*Gossip, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	g := &Gossip{
-		log:     logger.With("node", cfg.NodeID),
+		log:     logger, // the agent's logger names the node
 		id:      cfg.NodeID,
 		fast:    cfg.Fast,
 		members: map[string]protocol.Member{},

@@ -142,7 +142,7 @@ func NewSwarm(cfg SwarmConfig) (*Swarm, error) {
 	if cfg.Linger <= 0 {
 		cfg.Linger = DefaultLinger
 	}
-	log := cfg.Log.With("node", cfg.NodeID, "component", "swarm")
+	log := cfg.Log.With("component", "swarm") // the agent's logger names the node
 	user, pass := clusterauth.NATSData(cfg.Token)
 	opts := []nats.Option{}
 	if cfg.InProcess != nil {
