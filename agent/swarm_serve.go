@@ -176,7 +176,7 @@ func (ss *session) parseRequest(get func(string) string) (protocol.PieceRequest,
 // bs.mu), or nil when this node does not hold it (yet).
 func (bs *blobState) source(req protocol.PieceRequest) io.ReaderAt {
 	switch {
-	case bs.partial != nil && bs.partial.Have().Has(req.Piece):
+	case bs.partial != nil && bs.partial.Has(req.Piece):
 		return bs.partial
 	case bs.partial == nil && bs.file != nil:
 		return bs.file

@@ -143,6 +143,14 @@ func (p *Partial) Have() Bitfield {
 	return p.have.Clone()
 }
 
+// Has reports whether piece i is verified (without copying the bitfield,
+// as Have does: servers ask this for every unit they send).
+func (p *Partial) Has(i int) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.have.Has(i)
+}
+
 // HaveBytes is the number of bytes in verified pieces.
 func (p *Partial) HaveBytes() int64 {
 	p.mu.Lock()

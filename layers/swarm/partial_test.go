@@ -59,6 +59,9 @@ func TestPartialWriteAndReopen(t *testing.T) {
 	if got := bitsOf(p.Have()); !slices.Equal(got, []int{0, 3}) {
 		t.Fatalf("have %v, want [0 3]", got)
 	}
+	if !p.Has(3) || p.Has(1) || p.Has(-1) || p.Has(len(bp.Pieces)) {
+		t.Fatalf("Has(3, 1, -1, %d) = %v %v %v %v, want true and then false", len(bp.Pieces), p.Has(3), p.Has(1), p.Has(-1), p.Has(len(bp.Pieces)))
+	}
 	if p.HaveBytes() != mib+mib/2 || p.Complete() {
 		t.Fatalf("have %d bytes, complete %v", p.HaveBytes(), p.Complete())
 	}
