@@ -19,19 +19,24 @@ unit:
 	$(GO) test -race -count=1 -timeout 25m ./...
 
 # Every fuzz target in the tree, FUZZTIME each (seed corpora live in
-# testdata/fuzz/ beside each package). Go's fuzzer sometimes ends with
-# "context deadline exceeded" and no failing input when the time runs out
+# testdata/fuzz/ beside each package). Each package's instrumented test
+# binary is built once and runs all its targets: `go test -fuzz` would link
+# it again for every target. Go's fuzzer sometimes ends with "context
+# deadline exceeded" and no failing input when the time runs out
 # mid-minimisation; such a run is tried once more. A real failure always
 # writes its failing input and fails the build.
 fuzz:
-	@set -e; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' .); do \
-	  pkg=$$(dirname $$f); \
-	  for t in $$(grep -o '^func Fuzz[A-Za-z0-9_]*' $$f | sed 's/func //'); do \
+	@set -e; bin=$$(mktemp -d); trap 'rm -rf "$$bin"' EXIT; \
+	for pkg in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+	  $(GO) test -c -fuzz=. -o "$$bin/fuzz.test" $$pkg; \
+	  cache="$$($(GO) env GOCACHE)/fuzz/$$($(GO) list $$pkg)"; \
+	  for t in $$(cat $$pkg/*_test.go | grep -o '^func Fuzz[A-Za-z0-9_]*' | sed 's/func //'); do \
 	    echo "fuzz $$pkg $$t ($(FUZZTIME))"; \
-	    out=$$($(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) $$pkg 2>&1) || { \
+	    run="cd $$pkg && $$bin/fuzz.test -test.run='^$$' -test.fuzz='^$$t$$' -test.fuzztime=$(FUZZTIME) -test.fuzzcachedir=$$cache"; \
+	    out=$$(sh -c "$$run" 2>&1) || { \
 	      case "$$out" in *"Failing input written"*) echo "$$out"; exit 1;; esac; \
 	      echo "  (go's fuzzer stopped without a failing input: $$(echo "$$out" | grep -m1 -v '^fuzz:' ); running it again)"; \
-	      out=$$($(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) $$pkg 2>&1) || { echo "$$out"; exit 1; }; \
+	      out=$$(sh -c "$$run" 2>&1) || { echo "$$out"; exit 1; }; \
 	    }; \
 	  done; \
 	done
