@@ -60,7 +60,7 @@ type clientFlags struct {
 }
 
 func (c *clientFlags) add(f *pflag.FlagSet) {
-	f.StringVar(&c.Server, "server", "", "coordinator NATS URL(s), comma-separated (env DROVE_SERVER; default from the context `drove lab up` writes)")
+	f.StringVar(&c.Server, "server", "", "coordinator NATS URL(s), comma-separated (env DROVE_SERVER; default from the context \"drove lab up\" writes)")
 	f.StringVar(&c.TokenFile, "token-file", "", "file holding the cluster token (env DROVE_TOKEN; default from the context)")
 	f.DurationVar(&c.Timeout, "timeout", 30*time.Second, "how long to wait for the coordinators")
 }
