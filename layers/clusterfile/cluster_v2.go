@@ -316,10 +316,16 @@ func (r *clusterReader) taints(v *yaml.Node, p string) []string {
 }
 
 // ssh reads an ssh section into dst, keeping dst's values for fields not
-// given.
+// given. An empty or null user is not given: the default (on a host, the
+// cluster's) stays, as it would when Marshal's output, which omits it, is
+// read back.
 func (r *clusterReader) ssh(v *yaml.Node, p string, dst *SSH) {
 	r.fields(v, p, map[string]handler{
-		"user":     r.setStr(&dst.User),
+		"user": func(v *yaml.Node, p string) {
+			if s, ok := r.str(v, p); ok && s != "" {
+				dst.User = s
+			}
+		},
 		"passwd":   r.setStr(&dst.Passwd),
 		"pk":       r.setStr(&dst.Pk),
 		"pkPasswd": r.setStr(&dst.PkPasswd),

@@ -235,6 +235,23 @@ func TestParseYAMLForms(t *testing.T) {
 	}
 }
 
+// TestParseEmptySSHUser: an empty or null ssh user is no user. The
+// cluster keeps the default and a host keeps none (the cluster's), as
+// Marshal, which omits an empty user, reads back (a fuzz-found case:
+// "ssh: {user}" read back as root only after a round trip).
+func TestParseEmptySSHUser(t *testing.T) {
+	for _, user := range []string{"{user}", "{user: ''}", "{user: null, passwd: p}"} {
+		in := v2 + "  ssh: " + user + "\n  hosts:\n  - {ips: [10.0.0.1], roles: [master], ssh: {user: ''}}\n"
+		f := mustParse(t, "u.yaml", []byte(in))
+		if got := f.Cluster.SSH.User; got != DefaultSSHUser {
+			t.Errorf("ssh %s: cluster user %q, want %q", user, got, DefaultSSHUser)
+		}
+		if got := f.Cluster.Hosts[0].SSH.User; got != "" {
+			t.Errorf("host ssh {user: ''}: user %q, want none", got)
+		}
+	}
+}
+
 // TestParseV1Network checks how a v1 Cluster's network and certSANS meet
 // its env: env given by the user wins.
 func TestParseV1Network(t *testing.T) {
