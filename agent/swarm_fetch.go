@@ -140,9 +140,7 @@ func (s *Swarm) tag(dist *protocol.Distribution, h v1.Hash) error {
 func (ss *session) commit(ctx context.Context) (map[v1.Hash]bool, error) {
 	verified := map[v1.Hash]bool{}
 	for _, bs := range ss.order {
-		bs.mu.Lock()
-		added, err := bs.commitLocked(ctx, ss)
-		bs.mu.Unlock()
+		added, err := bs.commit(ctx, ss)
 		if err != nil {
 			return nil, err
 		}
@@ -156,23 +154,31 @@ func (ss *session) commit(ctx context.Context) (map[v1.Hash]bool, error) {
 	return verified, nil
 }
 
-// commitLocked commits one blob (under bs.mu), and reports whether it
-// put the blob into the store (hashing it whole).
-func (bs *blobState) commitLocked(ctx context.Context, ss *session) (bool, error) {
-	if bs.partial == nil {
+// commit commits one blob and reports whether it put the blob into the
+// store (hashing it whole). The hash runs without bs.mu held for writing:
+// every piece is verified and no longer written, so the node goes on
+// serving the blob from its partial file meanwhile; only the switch to the
+// store's file takes the lock.
+func (bs *blobState) commit(ctx context.Context, ss *session) (bool, error) {
+	bs.mu.RLock()
+	p := bs.partial
+	bs.mu.RUnlock()
+	if p == nil {
 		return false, nil
 	}
 	st := ss.sw.cfg.Store
 	added := !st.HasBlob(bs.hash)
-	if err := bs.partial.Commit(ctx, st); err != nil {
+	if err := p.Adopt(ctx, st); err != nil {
 		if errors.Is(err, swarm.ErrDigestMismatch) {
 			// Every piece verified, yet the blob is wrong: the manifest
 			// lied. Start the blob over rather than keep bad bytes.
 			ss.log.Error("verified pieces do not make up the blob: bad piece manifest", "digest", bs.bp.Digest)
-			bs.partial.Remove()
-			if p, oerr := swarm.OpenPartial(ss.dir, bs.bp); oerr == nil {
-				bs.partial = p
+			bs.mu.Lock()
+			p.Remove()
+			if np, oerr := swarm.OpenPartial(ss.dir, bs.bp); oerr == nil {
+				bs.partial = np
 			}
+			bs.mu.Unlock()
 		}
 		return false, err
 	}
@@ -180,7 +186,13 @@ func (bs *blobState) commitLocked(ctx context.Context, ss *session) (bool, error
 	if err != nil {
 		return false, fmt.Errorf("open committed blob %s: %w", bs.bp.Digest, err)
 	}
+	bs.mu.Lock()
 	bs.partial, bs.file = nil, f
+	bs.mu.Unlock()
+	// No reader holds p now: readers take it under bs.mu.
+	if err := p.Remove(); err != nil {
+		return added, fmt.Errorf("commit blob %s: %w", bs.bp.Digest, err)
+	}
 	return added, nil
 }
 

@@ -275,15 +275,29 @@ func (p *Partial) ReadAt(b []byte, off int64) (int, error) {
 	return n, err
 }
 
-// Commit moves the complete blob into the content store: the .part file is
-// streamed through store.WriteBlob, which checks the blob's digest, and the
-// Partial's files are then removed (the Partial is closed). If the store
-// already holds the blob, Commit only cleans up, complete or not; calling it
-// again after success is a no-op. A blob still missing pieces fails with
+// Commit moves the complete blob into the content store and then removes
+// the Partial's files (the Partial is closed): Adopt, then Remove.
+func (p *Partial) Commit(ctx context.Context, s *store.Store) error {
+	if err := p.Adopt(ctx, s); err != nil {
+		return err
+	}
+	if err := p.Remove(); err != nil {
+		return fmt.Errorf("commit blob %s: %w", p.bp.Digest, err)
+	}
+	return nil
+}
+
+// Adopt moves the complete blob into the content store: the store hashes
+// the .part file whole and renames it into place (store.AdoptBlob; across
+// filesystems it copies it through store.WriteBlob). The Partial stays
+// open and ReadAt keeps answering from the same file until Remove, so a
+// node can go on serving the blob while it is hashed. If the store already
+// holds the blob, Adopt does nothing, complete or not; calling it again
+// after success is a no-op. A blob still missing pieces fails with
 // ErrIncomplete. If the verified pieces do not make up the blob's digest
 // (the manifest lied), the error wraps ErrDigestMismatch and the files stay
 // for the caller to Remove.
-func (p *Partial) Commit(ctx context.Context, s *store.Store) error {
+func (p *Partial) Adopt(ctx context.Context, s *store.Store) error {
 	h, err := v1.NewHash(p.bp.Digest)
 	if err != nil {
 		return fmt.Errorf("commit blob %s: %w", p.bp.Digest, err)
@@ -315,9 +329,6 @@ func (p *Partial) Commit(ctx context.Context, s *store.Store) error {
 	p.mu.Lock()
 	p.committed = true
 	p.mu.Unlock()
-	if err := p.Remove(); err != nil {
-		return fmt.Errorf("commit blob %s: %w", h, err)
-	}
 	return nil
 }
 

@@ -204,6 +204,40 @@ func TestPartialConcurrentWritesAndCommit(t *testing.T) {
 	must(t, p.Commit(ctx, s)) // idempotent
 }
 
+// Adopt puts the blob into the store but leaves the Partial readable from
+// the same file, so a node serves it while the store hashes it; Remove
+// then cleans up.
+func TestPartialAdoptKeepsReading(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := store.Open(t.TempDir())
+	must(t, err)
+	data, bp := testBlob(t, 3*mib+7, mib, 9)
+	p, err := OpenPartial(dir, bp)
+	must(t, err)
+	for i := range bp.Pieces {
+		must(t, p.WritePiece(i, piece(data, bp, i)))
+	}
+	must(t, p.Adopt(ctx, s))
+	h, _ := v1.NewHash(bp.Digest)
+	if !s.HasBlob(h) {
+		t.Fatal("the store lacks the adopted blob")
+	}
+	got := make([]byte, len(data))
+	if _, err := p.ReadAt(got, 0); err != nil {
+		t.Fatalf("read after adopt: %v", err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatal("read after adopt differs from the blob")
+	}
+	must(t, p.Adopt(ctx, s)) // idempotent
+	must(t, p.Remove())
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("files left after remove: %v", ents)
+	}
+	must(t, s.VerifyBlob(h))
+}
+
 func TestPartialCommitWhenStoreHasBlob(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
