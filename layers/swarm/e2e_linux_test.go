@@ -68,7 +68,8 @@ func TestDeliverThroughPartialsThenUnpack(t *testing.T) {
 		t.Fatalf("%d pieces missing", pk.Missing())
 	}
 	for _, bp := range blobs {
-		must(t, partials[bp.Digest].Commit(ctx, dst))
+		must(t, partials[bp.Digest].Adopt(ctx, dst))
+		must(t, partials[bp.Digest].Remove())
 	}
 	dest := filepath.Join(t.TempDir(), "rootfs")
 	must(t, Unpack(ctx, dst, img, dest))

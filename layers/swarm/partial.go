@@ -275,23 +275,12 @@ func (p *Partial) ReadAt(b []byte, off int64) (int, error) {
 	return n, err
 }
 
-// Commit moves the complete blob into the content store and then removes
-// the Partial's files (the Partial is closed): Adopt, then Remove.
-func (p *Partial) Commit(ctx context.Context, s *store.Store) error {
-	if err := p.Adopt(ctx, s); err != nil {
-		return err
-	}
-	if err := p.Remove(); err != nil {
-		return fmt.Errorf("commit blob %s: %w", p.bp.Digest, err)
-	}
-	return nil
-}
-
 // Adopt moves the complete blob into the content store: the store hashes
 // the .part file whole and renames it into place (store.AdoptBlob; across
 // filesystems it copies it through store.WriteBlob). The Partial stays
 // open and ReadAt keeps answering from the same file until Remove, so a
-// node can go on serving the blob while it is hashed. If the store already
+// node can go on serving the blob while it is hashed; Remove deletes the
+// Partial's files once nothing reads it. If the store already
 // holds the blob, Adopt does nothing, complete or not; calling it again
 // after success is a no-op. A blob still missing pieces fails with
 // ErrIncomplete. If the verified pieces do not make up the blob's digest

@@ -162,7 +162,7 @@ func TestPartialRefusesBadPiece(t *testing.T) {
 	}
 }
 
-func TestPartialConcurrentWritesAndCommit(t *testing.T) {
+func TestPartialConcurrentWritesAndAdopt(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	s, err := store.Open(t.TempDir())
@@ -170,7 +170,7 @@ func TestPartialConcurrentWritesAndCommit(t *testing.T) {
 	data, bp := testBlob(t, 9*mib+77, mib, 4)
 	p, err := OpenPartial(dir, bp)
 	must(t, err)
-	if err := p.Commit(ctx, s); !errors.Is(err, ErrIncomplete) {
+	if err := p.Adopt(ctx, s); !errors.Is(err, ErrIncomplete) {
 		t.Fatalf("commit of an empty partial: %v", err)
 	}
 	var wg sync.WaitGroup
@@ -190,55 +190,32 @@ func TestPartialConcurrentWritesAndCommit(t *testing.T) {
 	if onDisk, err := BitfieldFrom(raw, len(bp.Pieces)); err != nil || !onDisk.Full() {
 		t.Fatalf(".have on disk %x (%v), want full", raw, err)
 	}
-	must(t, p.Commit(ctx, s))
+	must(t, p.Adopt(ctx, s))
 	h, _ := v1.NewHash(bp.Digest)
 	got, err := s.ReadBlob(h)
 	must(t, err)
 	if !bytes.Equal(got, data) {
 		t.Fatal("committed blob differs from the source")
 	}
-	must(t, s.VerifyBlob(h))
-	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
-		t.Fatalf("files left after commit: %v", ents)
-	}
-	must(t, p.Commit(ctx, s)) // idempotent
-}
-
-// Adopt puts the blob into the store but leaves the Partial readable from
-// the same file, so a node serves it while the store hashes it; Remove
-// then cleans up.
-func TestPartialAdoptKeepsReading(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	s, err := store.Open(t.TempDir())
-	must(t, err)
-	data, bp := testBlob(t, 3*mib+7, mib, 9)
-	p, err := OpenPartial(dir, bp)
-	must(t, err)
-	for i := range bp.Pieces {
-		must(t, p.WritePiece(i, piece(data, bp, i)))
-	}
-	must(t, p.Adopt(ctx, s))
-	h, _ := v1.NewHash(bp.Digest)
-	if !s.HasBlob(h) {
-		t.Fatal("the store lacks the adopted blob")
-	}
-	got := make([]byte, len(data))
-	if _, err := p.ReadAt(got, 0); err != nil {
+	// The Partial still reads from the same file, now in the store: a node
+	// serves the blob while the store hashes it.
+	read := make([]byte, len(data))
+	if _, err := p.ReadAt(read, 0); err != nil {
 		t.Fatalf("read after adopt: %v", err)
 	}
-	if !bytes.Equal(got, data) {
+	if !bytes.Equal(read, data) {
 		t.Fatal("read after adopt differs from the blob")
 	}
 	must(t, p.Adopt(ctx, s)) // idempotent
 	must(t, p.Remove())
-	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
-		t.Fatalf("files left after remove: %v", ents)
-	}
 	must(t, s.VerifyBlob(h))
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("files left after commit: %v", ents)
+	}
+	must(t, p.Adopt(ctx, s)) // idempotent after Remove too
 }
 
-func TestPartialCommitWhenStoreHasBlob(t *testing.T) {
+func TestPartialAdoptWhenStoreHasBlob(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	s, err := store.Open(t.TempDir())
@@ -248,13 +225,14 @@ func TestPartialCommitWhenStoreHasBlob(t *testing.T) {
 	must(t, err)
 	p, err := OpenPartial(dir, bp)
 	must(t, err)
-	must(t, p.Commit(ctx, s))
+	must(t, p.Adopt(ctx, s))
+	must(t, p.Remove())
 	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
 		t.Fatalf("files left after commit: %v", ents)
 	}
 }
 
-func TestPartialCommitRefusesLyingManifest(t *testing.T) {
+func TestPartialAdoptRefusesLyingManifest(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	s, err := store.Open(t.TempDir())
@@ -268,8 +246,8 @@ func TestPartialCommitRefusesLyingManifest(t *testing.T) {
 	for i := range bp.Pieces {
 		must(t, p.WritePiece(i, piece(data, bp, i)))
 	}
-	if err := p.Commit(ctx, s); !errors.Is(err, ErrDigestMismatch) {
-		t.Fatalf("commit: %v, want ErrDigestMismatch", err)
+	if err := p.Adopt(ctx, s); !errors.Is(err, ErrDigestMismatch) {
+		t.Fatalf("adopt: %v, want ErrDigestMismatch", err)
 	}
 	h, _ := v1.NewHash(bp.Digest)
 	if s.HasBlob(h) {
@@ -287,7 +265,7 @@ func TestPartialZeroSize(t *testing.T) {
 	if !p.Complete() {
 		t.Fatal("an empty blob is complete from the start")
 	}
-	must(t, p.Commit(ctx, s))
+	must(t, p.Adopt(ctx, s))
 	h, _ := v1.NewHash(bp.Digest)
 	if !s.HasBlob(h) {
 		t.Fatal("empty blob not in the store")
