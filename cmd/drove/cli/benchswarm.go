@@ -166,16 +166,13 @@ func runBenchSwarm(ctx context.Context, g *Globals, o *benchSwarmOptions) error 
 	fmt.Fprintf(g.Err, "S/B_eff = %.2f s (%s at %s/s)\n", sOverB, progress.HumanBytes(size), progress.HumanBytes(int64(float64(size)/sOverB)))
 
 	fmt.Fprintf(g.Err, "delivering to %d nodes ...\n", len(receivers))
-	cpuBefore, cpuErr := cpustat.Read()
 	main, err := run("bench/swarm:1", receivers, false)
 	if err != nil {
 		return err
 	}
 	cpuLine := ""
-	if cpuAfter, err := cpustat.Read(); cpuErr == nil && err == nil {
-		if u, err := cpustat.Between(cpuBefore, cpuAfter); err == nil {
-			cpuLine = hostCPULine(u)
-		}
+	if main.cpu != nil {
+		cpuLine = hostCPULine(*main.cpu)
 	}
 	r := benchSwarmResult{
 		Nodes: o.Nodes, SizeBytes: size, UplinkBytesPerS: rate, SOverBEffS: sOverB,
@@ -232,6 +229,43 @@ type swarmRun struct {
 	p50, last  time.Duration // from submit to each receiver's last verified piece
 	seedUpload int64
 	maxDown    int64
+	// cpu is how busy the machine was from the submit to the last
+	// receiver's last verified piece (nil if /proc/stat could not say).
+	cpu *cpustat.Usage
+}
+
+// cpuTrace samples the machine's CPU counters while a run is watched.
+type cpuTrace struct {
+	start   time.Time
+	samples []cpuSample
+}
+
+type cpuSample struct {
+	at time.Duration // since start
+	s  cpustat.Sample
+}
+
+func (c *cpuTrace) sample() {
+	if s, err := cpustat.Read(); err == nil {
+		c.samples = append(c.samples, cpuSample{time.Since(c.start), s})
+	}
+}
+
+// until is the usage from the first sample to the first one taken at or
+// after d (nil if there is no such pair).
+func (c *cpuTrace) until(d time.Duration) *cpustat.Usage {
+	if len(c.samples) < 2 {
+		return nil
+	}
+	for _, x := range c.samples[1:] {
+		if x.at >= d {
+			if u, err := cpustat.Between(c.samples[0].s, x.s); err == nil {
+				return &u
+			}
+			return nil
+		}
+	}
+	return nil
 }
 
 // runSwarmOnce distributes image from seed to targets and times each
@@ -253,12 +287,15 @@ func runSwarmOnce(ctx context.Context, cf *clientFlags, nc *nats.Conn, s *store.
 	spec := DistributePlan(dist, append([]string{seed}, targets...), 30*time.Minute)
 	var sub protocol.PlanSubmitted
 	start := time.Now()
+	cpu := &cpuTrace{start: start}
+	cpu.sample()
 	if err := cf.call(ctx, nc, &protocol.PlanSubmit{Plan: spec, PlanID: id}, &sub); err != nil {
 		return nil, err
 	}
 	done := map[string]time.Duration{}
 	var last protocol.DistributionProgress
 	for {
+		cpu.sample()
 		var ds protocol.DistributionStatus
 		if err := cf.call(ctx, nc, &protocol.DistributionStatusRequest{Distribution: id}, &ds); err == nil && len(ds.Distributions) == 1 {
 			last = ds.Distributions[0]
@@ -273,6 +310,7 @@ func runSwarmOnce(ctx context.Context, cf *clientFlags, nc *nats.Conn, s *store.
 			return nil, err
 		}
 		if d.Settled() {
+			cpu.sample()
 			if d.Summary.State != "succeeded" {
 				return nil, fmt.Errorf("distribution %s: plan %s", image, d.Summary.State)
 			}
@@ -321,6 +359,7 @@ func runSwarmOnce(ctx context.Context, cf *clientFlags, nc *nats.Conn, s *store.
 			}
 			sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
 			out.p50, out.last = times[(len(times)-1)/2], times[len(times)-1]
+			out.cpu = cpu.until(out.last)
 			return out, nil
 		}
 		select {
