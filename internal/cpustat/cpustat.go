@@ -107,9 +107,9 @@ func Between(a, b Sample) (Usage, error) {
 
 // truncate keeps an error message short when the input is not /proc/stat.
 func truncate(b []byte) []byte {
-	const max = 40
-	if len(b) > max {
-		return b[:max]
+	const limit = 40
+	if len(b) > limit {
+		return b[:limit]
 	}
 	return b
 }

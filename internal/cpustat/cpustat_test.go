@@ -5,6 +5,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A /proc/stat of a 2-CPU machine (kernel 6.x), first lines.
@@ -88,6 +89,7 @@ func TestReadThisMachine(t *testing.T) {
 	}
 	var b Sample
 	x := 1.0
+	deadline := time.Now().Add(10 * time.Second)
 	for { // spin until the tick counters move (USER_HZ is 100: 10 ms)
 		for range 1_000_000 {
 			x = math.Sqrt(x + 1)
@@ -97,6 +99,9 @@ func TestReadThisMachine(t *testing.T) {
 		}
 		if b.Busy > a.Busy {
 			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("busy ticks did not move in 10 s of spinning: %+v then %+v", a, b)
 		}
 	}
 	u, err := Between(a, b)
