@@ -467,34 +467,73 @@ func Status(ctx context.Context, nc *nats.Conn) (*protocol.Status, error) {
 	return &st, nil
 }
 
-// WaitReady polls until a leader exists and every running node is an alive
-// member, or ctx ends.
+// WaitReady polls until a leader exists and every running coordinator
+// sees every running node as an alive, registered member, or ctx ends. It
+// asks each coordinator: each answers from its own gossip view, and the
+// views converge a moment apart, so a client that heard "ready" from one
+// could next be answered by another that has not yet heard of a node.
 func (l *Lab) WaitReady(ctx context.Context) (*protocol.Status, error) {
-	nc, err := l.Connect()
-	if err != nil {
-		return nil, err
+	user, pass := clusterauth.NATSAgent(l.Token)
+	var coords []*Node
+	var conns []*nats.Conn
+	defer func() {
+		for _, nc := range conns {
+			nc.Close()
+		}
+	}()
+	for _, n := range l.Nodes {
+		if !n.Master || !n.alive() {
+			continue
+		}
+		// This server alone: a request goes to the coordinator beside it
+		// (NATS prefers a queue subscriber on the client's own server).
+		nc, err := nats.Connect(fmt.Sprintf("nats://%s:%d", n.Addr, NATSPort), nats.UserInfo(user, pass), nats.Name("drove-lab"),
+			nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.RetryOnFailedConnect(true))
+		if err != nil {
+			return nil, err
+		}
+		coords, conns = append(coords, n), append(conns, nc)
 	}
-	defer nc.Close()
+	if len(conns) == 0 {
+		return nil, errors.New("lab not ready: no coordinator is running")
+	}
 	var last error
 	for {
-		rctx, cancel := context.WithTimeout(ctx, time.Second)
-		st, err := Status(rctx, nc)
-		cancel()
+		st, err := l.readyEverywhere(ctx, coords, conns)
 		if err == nil {
-			if ok, why := l.ready(st); ok {
-				return st, nil
-			} else {
-				last = errors.New(why)
-			}
-		} else {
-			last = err
+			return st, nil
 		}
+		last = err
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("lab not ready: %v", last)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// readyEverywhere asks each coordinator through the connection to its own
+// server and returns the first one's status if all of them are ready.
+func (l *Lab) readyEverywhere(ctx context.Context, coords []*Node, conns []*nats.Conn) (*protocol.Status, error) {
+	var first *protocol.Status
+	for i, nc := range conns {
+		rctx, cancel := context.WithTimeout(ctx, time.Second)
+		st, err := Status(rctx, nc)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("ask %s: %w", coords[i].Name, err)
+		}
+		if st.Answerer != "" && st.Answerer != coords[i].Name {
+			return nil, fmt.Errorf("asked %s, %s answered", coords[i].Name, st.Answerer)
+		}
+		if ok, why := l.ready(st); !ok {
+			return nil, fmt.Errorf("%s: %s", coords[i].Name, why)
+		}
+		if first == nil {
+			first = st
+		}
+	}
+	return first, nil
 }
 
 func (l *Lab) ready(st *protocol.Status) (bool, string) {
