@@ -328,6 +328,9 @@ func (l *Lab) start(n *Node) error {
 
 // alive reports whether n's recorded PID is still this lab's agent (a PID
 // may have been reused by something else).
+// natsURL is the client URL of a master's NATS server.
+func (n *Node) natsURL() string { return fmt.Sprintf("nats://%s:%d", n.Addr, NATSPort) }
+
 func (n *Node) alive() bool {
 	if n.PID <= 0 {
 		return false
@@ -440,7 +443,7 @@ func (l *Lab) Servers() []string {
 	var out []string
 	for _, n := range l.Nodes {
 		if n.Master {
-			out = append(out, fmt.Sprintf("nats://%s:%d", n.Addr, NATSPort))
+			out = append(out, n.natsURL())
 		}
 	}
 	return out
@@ -448,8 +451,13 @@ func (l *Lab) Servers() []string {
 
 // Connect opens a client connection to the lab's coordinators.
 func (l *Lab) Connect() (*nats.Conn, error) {
+	return l.connect(l.Servers()...)
+}
+
+// connect opens a client connection to the given NATS servers of the lab.
+func (l *Lab) connect(servers ...string) (*nats.Conn, error) {
 	user, pass := clusterauth.NATSAgent(l.Token)
-	return nats.Connect(strings.Join(l.Servers(), ","), nats.UserInfo(user, pass), nats.Name("drove-lab"),
+	return nats.Connect(strings.Join(servers, ","), nats.UserInfo(user, pass), nats.Name("drove-lab"),
 		nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.RetryOnFailedConnect(true))
 }
 
@@ -473,7 +481,6 @@ func Status(ctx context.Context, nc *nats.Conn) (*protocol.Status, error) {
 // views converge a moment apart, so a client that heard "ready" from one
 // could next be answered by another that has not yet heard of a node.
 func (l *Lab) WaitReady(ctx context.Context) (*protocol.Status, error) {
-	user, pass := clusterauth.NATSAgent(l.Token)
 	var coords []*Node
 	var conns []*nats.Conn
 	defer func() {
@@ -487,8 +494,7 @@ func (l *Lab) WaitReady(ctx context.Context) (*protocol.Status, error) {
 		}
 		// This server alone: a request goes to the coordinator beside it
 		// (NATS prefers a queue subscriber on the client's own server).
-		nc, err := nats.Connect(fmt.Sprintf("nats://%s:%d", n.Addr, NATSPort), nats.UserInfo(user, pass), nats.Name("drove-lab"),
-			nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.RetryOnFailedConnect(true))
+		nc, err := l.connect(n.natsURL())
 		if err != nil {
 			return nil, err
 		}
