@@ -326,11 +326,11 @@ func (l *Lab) start(n *Node) error {
 	return nil
 }
 
-// alive reports whether n's recorded PID is still this lab's agent (a PID
-// may have been reused by something else).
 // natsURL is the client URL of a master's NATS server.
 func (n *Node) natsURL() string { return fmt.Sprintf("nats://%s:%d", n.Addr, NATSPort) }
 
+// alive reports whether n's recorded PID is still this lab's agent (a PID
+// may have been reused by something else).
 func (n *Node) alive() bool {
 	if n.PID <= 0 {
 		return false
