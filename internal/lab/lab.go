@@ -69,6 +69,11 @@ type Options struct {
 	// NodeEnv adds environment variables (KEY=VALUE) to the named nodes'
 	// processes: tests use it for fault switches.
 	NodeEnv map[string][]string
+	// TimerSlack, when set, is every agent's timer slack (prctl
+	// PR_SET_TIMERSLACK; Linux's default is 50µs): timers may fire that
+	// much late, so the kernel can batch the wakeups of the agents'
+	// runtimes, which poll every 20µs while a syscall runs long.
+	TimerSlack time.Duration
 	// NetNS runs each node in its own network namespace behind a bridge
 	// (root only); see netns.go.
 	NetNS bool
@@ -84,14 +89,16 @@ type Options struct {
 
 // Node is one agent process of the lab.
 type Node struct {
-	Name    string   `json:"name"`
-	Addr    string   `json:"addr"`
-	Master  bool     `json:"master"`
-	PID     int      `json:"pid"`
-	Args    []string `json:"args"`
-	Env     []string `json:"env,omitempty"`
-	DataDir string   `json:"dataDir"`
-	Log     string   `json:"log"`
+	Name   string   `json:"name"`
+	Addr   string   `json:"addr"`
+	Master bool     `json:"master"`
+	PID    int      `json:"pid"`
+	Args   []string `json:"args"`
+	Env    []string `json:"env,omitempty"`
+	// TimerSlack is Options.TimerSlack, kept for restarts.
+	TimerSlack time.Duration `json:"timerSlack,omitempty"`
+	DataDir    string        `json:"dataDir"`
+	Log        string        `json:"log"`
 	// NetNS is the node's network namespace and Veth the root-namespace
 	// end of its link (netns mode only).
 	NetNS string `json:"netns,omitempty"`
@@ -214,6 +221,7 @@ func Up(o Options) (*Lab, error) {
 		n.Args = append(n.Args, o.ExtraArgs...)
 		n.Args = append(n.Args, o.NodeArgs[n.Name]...)
 		n.Env = append(slices.Clone(o.Env), o.NodeEnv[n.Name]...)
+		n.TimerSlack = o.TimerSlack
 		n.Private = slices.Clone(o.Private)
 		l.Nodes = append(l.Nodes, n)
 	}
@@ -318,7 +326,7 @@ func (l *Lab) start(n *Node) error {
 		cmd.Env = append(os.Environ(), n.Env...)
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
+	if err := startWithTimerSlack(cmd, n.TimerSlack); err != nil {
 		return fmt.Errorf("start %s: %w", n.Name, err)
 	}
 	n.PID = cmd.Process.Pid

@@ -133,6 +133,11 @@ func runBenchSwarm(ctx context.Context, g *Globals, o *benchSwarmOptions) error 
 	// MADV_FREE; means of 9 interleaved pairs: t_p50 11.0 s -> 10.1 s,
 	// t_last 12.1 s -> 11.5 s).
 	lo.Env = []string{"GOMAXPROCS=1", "GODEBUG=madvdontneed=0"}
+	// Each runtime's sysmon sleeps 20µs at a time while the agent's
+	// 1 MiB reads and writes keep syscalls long, and at 32 nodes its
+	// wakeups were 60% of all context switches; with 1ms of slack the
+	// kernel batches them.
+	lo.TimerSlack = time.Millisecond
 	if o.NetNS {
 		lo.Uplink = o.Uplink
 	} else {
