@@ -33,6 +33,12 @@ var (
 // pushParallel bounds the hosts pushed to at once.
 const pushParallel = 16
 
+// agentViewGrace is how long a host's agent may be missing from the
+// answering coordinator's view before the host is taken for one without
+// an agent: each coordinator answers from its own gossip view, which can
+// lag a moment behind an agent that has just started.
+const agentViewGrace = 3 * time.Second
+
 // hostOptions say how hosts without an agent get one.
 type hostOptions struct {
 	Binary     string        // the drove binary to push (default: this one)
@@ -86,6 +92,12 @@ func ensureAgents(ctx context.Context, g *Globals, cf *clientFlags, nc *nats.Con
 	}
 	ips := c.AllIPs()
 	ids, missing := nodeIDs(st.Members, ips)
+	if len(missing) > 0 {
+		if err := lookAgain(ctx, cf, nc, ips, &st, agentViewGrace); err != nil {
+			return nil, fmt.Errorf("list the cluster's members: %w", err)
+		}
+		ids, missing = nodeIDs(st.Members, ips)
+	}
 	if len(missing) == 0 {
 		if len(unregistered(st.Members, ids)) == 0 {
 			return ids, nil
@@ -238,6 +250,27 @@ func unregistered(members []protocol.Member, ids map[string]string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// lookAgain asks the coordinators for st again, every 250ms for up to
+// grace, until no host at ips is missing from it.
+func lookAgain(ctx context.Context, cf *clientFlags, nc *nats.Conn, ips []string, st *protocol.Status, grace time.Duration) error {
+	deadline := time.Now().Add(grace)
+	for {
+		if _, missing := nodeIDs(st.Members, ips); len(missing) == 0 || !time.Now().Before(deadline) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+		var next protocol.Status
+		if err := cf.call(ctx, nc, &protocol.StatusRequest{}, &next); err != nil {
+			return err
+		}
+		*st = next
+	}
 }
 
 // waitMembers polls the coordinators until every host at ips is an alive

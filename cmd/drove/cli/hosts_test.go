@@ -1,12 +1,18 @@
 package cli
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 
 	"github.com/drove-project/drove/layers/clusterfile"
 	"github.com/drove-project/drove/protocol"
@@ -90,5 +96,68 @@ func TestUnregistered(t *testing.T) {
 	ids := map[string]string{"10.0.0.1": "m1", "10.0.0.2": "n1"}
 	if got := unregistered(members, ids); !slices.Equal(got, []string{"10.0.0.2"}) {
 		t.Errorf("unregistered = %v, want [10.0.0.2]", got)
+	}
+}
+
+// statusServer is a control server whose coordinator answers Status with
+// members(n), n counting the requests from 1.
+func statusServer(t *testing.T, members func(n int) []protocol.Member) (*nats.Conn, *atomic.Int32) {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("control server not ready")
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	nc := connectPlain(t, s.ClientURL())
+	var asked atomic.Int32
+	if _, err := nc.Subscribe(protocol.APISubject, func(m *nats.Msg) {
+		b, _ := protocol.Encode(&protocol.Status{Members: members(int(asked.Add(1)))})
+		m.Respond(b)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return nc, &asked
+}
+
+// A coordinator whose gossip view lags behind an agent that just started
+// must not make that host look agentless: ensureAgents looks again.
+func TestEnsureAgentsLooksAgainAtALaggingView(t *testing.T) {
+	t.Setenv("HOME", t.TempDir()) // no ~/.ssh/id_rsa to fall back to
+	c := &clusterfile.Cluster{Hosts: []clusterfile.Host{
+		{IPs: []string{"10.0.0.1"}, Roles: []string{"master"}},
+		{IPs: []string{"10.0.0.2"}, Roles: []string{"node"}},
+	}}
+	m1 := protocol.Member{ID: "m1", Address: "10.0.0.1", State: "alive", Coord: true, Registered: true}
+	n2 := protocol.Member{ID: "n2", Address: "10.0.0.2", State: "alive", Registered: true}
+	g := &Globals{Streams: Streams{Out: &bytes.Buffer{}, Err: &bytes.Buffer{}}}
+	cf := &clientFlags{Timeout: 5 * time.Second}
+
+	nc, asked := statusServer(t, func(n int) []protocol.Member {
+		if n < 3 {
+			return []protocol.Member{m1} // n2 not yet seen
+		}
+		return []protocol.Member{m1, n2}
+	})
+	ids, err := ensureAgents(t.Context(), g, cf, nc, c, hostOptions{})
+	if err != nil {
+		t.Fatalf("host seen on the third look: %v", err)
+	}
+	if ids["10.0.0.1"] != "m1" || ids["10.0.0.2"] != "n2" {
+		t.Errorf("ids %v", ids)
+	}
+	if n := asked.Load(); n != 3 {
+		t.Errorf("asked %d times, want 3 (stop looking once every host is there)", n)
+	}
+
+	nc, asked = statusServer(t, func(int) []protocol.Member { return []protocol.Member{m1} })
+	if _, err := ensureAgents(t.Context(), g, cf, nc, c, hostOptions{}); !errors.Is(err, errNoSSH) || !strings.Contains(err.Error(), "10.0.0.2") {
+		t.Fatalf("host never seen, no SSH: %v", err)
+	}
+	if n := asked.Load(); n < 2 {
+		t.Errorf("asked %d times: a host missing from the first answer was not looked for again", n)
 	}
 }
