@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/drove-project/drove/layers/clusterfile"
@@ -103,16 +102,7 @@ func TestUnregistered(t *testing.T) {
 // members(n), n counting the requests from 1.
 func statusServer(t *testing.T, members func(n int) []protocol.Member) (*nats.Conn, *atomic.Int32) {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("control server not ready")
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	nc := connectPlain(t, s.ClientURL())
+	nc := connectPlain(t, plainServer(t))
 	var asked atomic.Int32
 	if _, err := nc.Subscribe(protocol.APISubject, func(m *nats.Msg) {
 		b, _ := protocol.Encode(&protocol.Status{Members: members(int(asked.Add(1)))})

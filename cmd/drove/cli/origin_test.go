@@ -72,18 +72,9 @@ type originEnv struct {
 
 func newOriginEnv(t *testing.T, size int64) *originEnv {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("control server not ready")
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	e := &originEnv{tr: &originTracker{last: map[string]protocol.SwarmAnnounce{}}, ctl: s.ClientURL(), size: size}
+	e := &originEnv{tr: &originTracker{last: map[string]protocol.SwarmAnnounce{}}, ctl: plainServer(t), size: size}
 	e.nc = connectPlain(t, e.ctl)
-	_, err = e.nc.Subscribe(protocol.APISubject, func(m *nats.Msg) {
+	_, err := e.nc.Subscribe(protocol.APISubject, func(m *nats.Msg) {
 		var a protocol.SwarmAnnounce
 		if err := protocol.DecodeAs(m.Data, &a); err != nil {
 			b, _ := protocol.Encode(protocol.Errorf(protocol.CodeBadRequest, "%v", err))
@@ -109,6 +100,22 @@ func newOriginEnv(t *testing.T, size int64) *originEnv {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// plainServer starts a NATS server on loopback with no auth, stopped
+// when the test ends, and returns its client URL.
+func plainServer(t *testing.T) string {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("NATS server not ready")
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	return s.ClientURL()
 }
 
 func connectPlain(t *testing.T, url string) *nats.Conn {
