@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drove-project/drove/internal/testnats"
 	"github.com/drove-project/drove/protocol"
 )
 
@@ -56,7 +57,7 @@ func gone(dir string) bool {
 // An agent that merely stops keeps them, to resume after the restart.
 func TestSwarmSessionEndRemovesPartials(t *testing.T) {
 	t.Run("done", func(t *testing.T) {
-		ctl := startControl(t)
+		ctl := testnats.Start(t)
 		tr := startTracker(t, ctl)
 		f, dir := halfFetched(t, ctl, tr, "dist-cleanup-done", nil)
 		// The default linger is ten minutes: only "done" ends it here.
@@ -66,7 +67,7 @@ func TestSwarmSessionEndRemovesPartials(t *testing.T) {
 		})
 	})
 	t.Run("lingered", func(t *testing.T) {
-		ctl := startControl(t)
+		ctl := testnats.Start(t)
 		tr := startTracker(t, ctl)
 		f, dir := halfFetched(t, ctl, tr, "dist-cleanup-linger", func(c *SwarmConfig) { c.Linger = 300 * time.Millisecond })
 		eventually(t, 10*time.Second, "the session to linger out and "+dir+" to go", func() bool {
@@ -74,7 +75,7 @@ func TestSwarmSessionEndRemovesPartials(t *testing.T) {
 		})
 	})
 	t.Run("agent stops", func(t *testing.T) {
-		ctl := startControl(t)
+		ctl := testnats.Start(t)
 		tr := startTracker(t, ctl)
 		f, dir := halfFetched(t, ctl, tr, "dist-cleanup-close", nil)
 		if err := f.sw.Close(); err != nil {

@@ -16,7 +16,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/drove-project/drove/layers/store"
@@ -28,21 +27,6 @@ import (
 // data directory, store and data endpoint (a real NATS server on
 // 127.0.0.1), all announcing over one control NATS server to a fake
 // tracker (the coordinator's tracker is another package's service).
-
-// startControl starts the control NATS server the swarms announce on.
-func startControl(t *testing.T) string {
-	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("control server not ready")
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	return s.ClientURL()
-}
 
 func connectControl(t *testing.T, url string) *nats.Conn {
 	t.Helper()

@@ -9,6 +9,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/drove-project/drove/internal/testnats"
 	"github.com/drove-project/drove/protocol"
 )
 
@@ -18,7 +19,7 @@ import (
 // seedSettle after the fetch began, and for the other peer's pieces. The
 // seed then uploads about the one blob only it holds, not the rest.
 func TestSwarmSeedGateSparesSeed(t *testing.T) {
-	ctl := startControl(t)
+	ctl := testnats.Start(t)
 	tr := startTracker(t, ctl)
 	seed := newSwarmNode(t, ctl, "seed", nil)
 	media := newSwarmNode(t, ctl, "media", nil)

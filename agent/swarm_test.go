@@ -16,6 +16,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/nats-io/nats.go"
 
+	"github.com/drove-project/drove/internal/testnats"
 	"github.com/drove-project/drove/layers/swarm"
 	"github.com/drove-project/drove/protocol"
 )
@@ -25,7 +26,7 @@ import (
 // less than two copies (the fetchers trade pieces); when the tracker says
 // the distribution is done every node stops serving it.
 func TestSwarmSeedAndTwoFetchers(t *testing.T) {
-	ctl := startControl(t)
+	ctl := testnats.Start(t)
 	tr := startTracker(t, ctl)
 	// The seed's uplink is capped, the fetchers' are not, as with a busy
 	// origin: the fetchers get much of the image from each other.
@@ -119,7 +120,7 @@ func TestSwarmSeedAndTwoFetchers(t *testing.T) {
 // A peer that serves corrupted units is banned after its first bad piece;
 // the fetch completes from the honest seed.
 func TestSwarmBansCorruptingPeer(t *testing.T) {
-	ctl := startControl(t)
+	ctl := testnats.Start(t)
 	tr := startTracker(t, ctl)
 	honest := newSwarmNode(t, ctl, "honest", nil)
 	liar := newSwarmNode(t, ctl, "liar", nil)
@@ -168,7 +169,7 @@ func TestSwarmBansCorruptingPeer(t *testing.T) {
 // An interrupted fetch keeps its verified pieces: after a restart of the
 // swarm the next fetch downloads only the rest.
 func TestSwarmResumesAfterRestart(t *testing.T) {
-	ctl := startControl(t)
+	ctl := testnats.Start(t)
 	startTracker(t, ctl)
 	// A slow seed, so the fetch is still running when it is cancelled.
 	seed := newSwarmNode(t, ctl, "seed", func(c *SwarmConfig) { c.UploadLimit = 2 << 20 })
@@ -253,7 +254,7 @@ func TestSwarmResumesAfterRestart(t *testing.T) {
 // The upload limit is applied when serving: a fetch from a capped seed
 // cannot go faster than the cap (checked as a lower bound only).
 func TestSwarmUploadLimit(t *testing.T) {
-	ctl := startControl(t)
+	ctl := testnats.Start(t)
 	startTracker(t, ctl)
 	const limit = 1 << 20
 	seed := newSwarmNode(t, ctl, "seed", func(c *SwarmConfig) { c.UploadLimit = limit })
@@ -488,7 +489,7 @@ func TestDistributeActionErrors(t *testing.T) {
 // A distribution the tracker never calls done is served for the linger
 // time after its step ended, then dropped.
 func TestSwarmLingerEnds(t *testing.T) {
-	ctl := startControl(t)
+	ctl := testnats.Start(t)
 	startTracker(t, ctl)
 	seed := newSwarmNode(t, ctl, "seed", func(c *SwarmConfig) { c.Linger = 300 * time.Millisecond })
 	f := newSwarmNode(t, ctl, "fetcher", func(c *SwarmConfig) { c.Linger = 300 * time.Millisecond })
@@ -539,7 +540,7 @@ func TestCheckDistribution(t *testing.T) {
 // DownloadConcurrency bounds the unit requests a node has out to all its
 // peers together.
 func TestSwarmDownloadConcurrency(t *testing.T) {
-	ctl := startControl(t)
+	ctl := testnats.Start(t)
 	startTracker(t, ctl)
 	seeds := []*swarmNode{newSwarmNode(t, ctl, "seed-a", nil), newSwarmNode(t, ctl, "seed-b", nil)}
 	dist, _ := testImage(t, seeds[0].st, "dist-down", protocol.TransferUnit, 6<<20, 5<<20)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/drove-project/drove/internal/testnats"
 	"github.com/drove-project/drove/layers/clusterfile"
 	"github.com/drove-project/drove/protocol"
 )
@@ -102,7 +103,7 @@ func TestUnregistered(t *testing.T) {
 // members(n), n counting the requests from 1.
 func statusServer(t *testing.T, members func(n int) []protocol.Member) (*nats.Conn, *atomic.Int32) {
 	t.Helper()
-	nc := connectPlain(t, plainServer(t))
+	nc := connectPlain(t, testnats.Start(t))
 	var asked atomic.Int32
 	if _, err := nc.Subscribe(protocol.APISubject, func(m *nats.Msg) {
 		b, _ := protocol.Encode(&protocol.Status{Members: members(int(asked.Add(1)))})

@@ -14,10 +14,10 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/drove-project/drove/agent"
+	"github.com/drove-project/drove/internal/testnats"
 	"github.com/drove-project/drove/layers/store"
 	"github.com/drove-project/drove/protocol"
 )
@@ -72,7 +72,7 @@ type originEnv struct {
 
 func newOriginEnv(t *testing.T, size int64) *originEnv {
 	t.Helper()
-	e := &originEnv{tr: &originTracker{last: map[string]protocol.SwarmAnnounce{}}, ctl: plainServer(t), size: size}
+	e := &originEnv{tr: &originTracker{last: map[string]protocol.SwarmAnnounce{}}, ctl: testnats.Start(t), size: size}
 	e.nc = connectPlain(t, e.ctl)
 	_, err := e.nc.Subscribe(protocol.APISubject, func(m *nats.Msg) {
 		var a protocol.SwarmAnnounce
@@ -100,22 +100,6 @@ func newOriginEnv(t *testing.T, size int64) *originEnv {
 		t.Fatal(err)
 	}
 	return e
-}
-
-// plainServer starts a NATS server on loopback with no auth, stopped
-// when the test ends, and returns its client URL.
-func plainServer(t *testing.T) string {
-	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS server not ready")
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	return s.ClientURL()
 }
 
 func connectPlain(t *testing.T, url string) *nats.Conn {
