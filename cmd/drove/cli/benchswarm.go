@@ -136,7 +136,9 @@ func runBenchSwarm(ctx context.Context, g *Globals, o *benchSwarmOptions) error 
 	// Each runtime's sysmon sleeps 20µs at a time while the agent's
 	// 1 MiB reads and writes keep syscalls long, and at 32 nodes its
 	// wakeups were 60% of all context switches; with 1ms of slack the
-	// kernel batches them.
+	// kernel batches them (perf stat, first 10 s of delivery: 440k
+	// context switches, 260k with the slack; t_p50 in 6 interleaved
+	// pairs: mean 11.3 s -> 9.2 s).
 	lo.TimerSlack = time.Millisecond
 	if o.NetNS {
 		lo.Uplink = o.Uplink
