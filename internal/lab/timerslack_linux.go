@@ -13,7 +13,8 @@ import (
 // process's). A forked process inherits its parent thread's slack and
 // keeps it across exec, so cmd is started from a locked thread whose slack
 // is set for the fork and then put back. A thread whose slack cannot be
-// put back stays locked: the runtime retires it with its goroutine.
+// put back stays locked, so nothing else runs on it: the runtime ends it
+// with its goroutine (or parks it for good if it is the main thread).
 func startWithTimerSlack(cmd *exec.Cmd, slack time.Duration) error {
 	if slack <= 0 {
 		return cmd.Start()
