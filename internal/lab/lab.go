@@ -459,20 +459,25 @@ func (l *Lab) Servers() []string {
 
 // Connect opens a client connection to the lab's coordinators.
 func (l *Lab) Connect() (*nats.Conn, error) {
-	return l.connect(l.Servers()...)
+	user, pass := clusterauth.NATSAgent(l.Token)
+	return l.connect(user, pass)
 }
 
-// connect opens a client connection to the given NATS servers of the lab.
-func (l *Lab) connect(servers ...string) (*nats.Conn, error) {
-	user, pass := clusterauth.NATSAgent(l.Token)
-	return nats.Connect(strings.Join(servers, ","), nats.UserInfo(user, pass), nats.Name("drove-lab"),
+// connect opens a client connection to the lab's coordinators as user.
+func (l *Lab) connect(user, pass string) (*nats.Conn, error) {
+	return nats.Connect(strings.Join(l.Servers(), ","), nats.UserInfo(user, pass), nats.Name("drove-lab"),
 		nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.RetryOnFailedConnect(true))
 }
 
 // Status asks the coordinators for the cluster's status.
 func Status(ctx context.Context, nc *nats.Conn) (*protocol.Status, error) {
+	return statusOn(ctx, nc, protocol.APISubject)
+}
+
+// statusOn asks for the cluster's status on subject.
+func statusOn(ctx context.Context, nc *nats.Conn, subject string) (*protocol.Status, error) {
 	b, _ := protocol.Encode(&protocol.StatusRequest{})
-	resp, err := nc.RequestWithContext(ctx, protocol.APISubject, b)
+	resp, err := nc.RequestWithContext(ctx, subject, b)
 	if err != nil {
 		return nil, err
 	}
@@ -490,30 +495,25 @@ func Status(ctx context.Context, nc *nats.Conn) (*protocol.Status, error) {
 // could next be answered by another that has not yet heard of a node.
 func (l *Lab) WaitReady(ctx context.Context) (*protocol.Status, error) {
 	var coords []*Node
-	var conns []*nats.Conn
-	defer func() {
-		for _, nc := range conns {
-			nc.Close()
-		}
-	}()
 	for _, n := range l.Nodes {
-		if !n.Master || !n.alive() {
-			continue
+		if n.Master && n.alive() {
+			coords = append(coords, n)
 		}
-		// This server alone: a request goes to the coordinator beside it
-		// (NATS prefers a queue subscriber on the client's own server).
-		nc, err := l.connect(n.natsURL())
-		if err != nil {
-			return nil, err
-		}
-		coords, conns = append(coords, n), append(conns, nc)
 	}
-	if len(conns) == 0 {
+	if len(coords) == 0 {
 		return nil, errors.New("lab not ready: no coordinator is running")
 	}
+	// As the coordinator user: only it may address one coordinator on
+	// its own subject (the queue subject goes to any of them, and NATS
+	// prefers one beside the client's server only once it subscribed).
+	nc, err := l.connect(clusterauth.NATSCoordinator(l.Token))
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
 	var last error
 	for {
-		st, err := l.readyEverywhere(ctx, coords, conns)
+		st, err := l.readyEverywhere(ctx, nc, coords)
 		if err == nil {
 			return st, nil
 		}
@@ -526,22 +526,19 @@ func (l *Lab) WaitReady(ctx context.Context) (*protocol.Status, error) {
 	}
 }
 
-// readyEverywhere asks each coordinator through the connection to its own
-// server and returns the first one's status if all of them are ready.
-func (l *Lab) readyEverywhere(ctx context.Context, coords []*Node, conns []*nats.Conn) (*protocol.Status, error) {
+// readyEverywhere asks each coordinator on its own subject and returns
+// the first one's status if all of them are ready.
+func (l *Lab) readyEverywhere(ctx context.Context, nc *nats.Conn, coords []*Node) (*protocol.Status, error) {
 	var first *protocol.Status
-	for i, nc := range conns {
+	for _, n := range coords {
 		rctx, cancel := context.WithTimeout(ctx, time.Second)
-		st, err := Status(rctx, nc)
+		st, err := statusOn(rctx, nc, protocol.CoordinatorSubject(n.Name))
 		cancel()
 		if err != nil {
-			return nil, fmt.Errorf("ask %s: %w", coords[i].Name, err)
-		}
-		if st.Answerer != "" && st.Answerer != coords[i].Name {
-			return nil, fmt.Errorf("asked %s, %s answered", coords[i].Name, st.Answerer)
+			return nil, fmt.Errorf("ask %s: %w", n.Name, err)
 		}
 		if ok, why := l.ready(st); !ok {
-			return nil, fmt.Errorf("%s: %s", coords[i].Name, why)
+			return nil, fmt.Errorf("%s: %s", n.Name, why)
 		}
 		if first == nil {
 			first = st
