@@ -174,9 +174,12 @@ func (p *Picker) RemovePeer(peer string) {
 // up to 20 links fetching the last piece cost 1.4·S per node at 16 nodes).
 const maxEndgameClaims = 2
 
-// MarkSeed says peer is an origin. Outside the endgame a seed is asked only
-// for pieces no other connected peer holds, so that its uplink goes to
-// pieces the swarm lacks (each about once) and the swarm spreads the rest.
+// MarkSeed says peer is an origin. A seed is asked only for pieces no
+// other connected peer holds, so that its uplink goes to pieces the swarm
+// lacks (each about once) and the swarm spreads the rest. That holds in
+// the endgame too: asked for endgame duplicates, a seed sent pieces peers
+// already held (in CI, under -race, an origin sent 20 MiB where the swarm
+// lacked only a 16 MiB layer).
 func (p *Picker) MarkSeed(peer string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -251,7 +254,7 @@ func (p *Picker) pick(peer string, have map[string]Bitfield, endgame bool) (piec
 				if endgame != (claims > 0) || (endgame && (claims >= maxEndgameClaims || slices.Contains(bs.claims[i], peer))) {
 					continue
 				}
-				if !endgame && p.seeds[peer] && bs.holders[i] > 1 && p.othersHold(pieceRef{d, i}) {
+				if p.seeds[peer] && bs.holders[i] > 1 && p.othersHold(pieceRef{d, i}) {
 					continue
 				}
 				holders := bs.holders[i]

@@ -319,7 +319,7 @@ func TestPickerConcurrent(t *testing.T) {
 	}
 }
 
-// A seed is asked only for what no other peer holds, outside the endgame.
+// A seed is asked only for what no other peer holds, in the endgame too.
 func TestPickerSparesSeeds(t *testing.T) {
 	blobs := fakeBlobs(8)
 	d := blobs[0].Digest
@@ -340,6 +340,19 @@ func TestPickerSparesSeeds(t *testing.T) {
 	}
 	if _, i, ok := p.Next("a"); !ok || (i != 0 && i != 1) {
 		t.Fatalf("a: %d %v", i, ok)
+	}
+	// In the endgame too: the seed gets no duplicate of the piece a
+	// fetches, nor the other one left, since a holds both.
+	for i := 2; i < 8; i++ {
+		p.Done(d, i)
+	}
+	p.Release("a", d, 0)
+	p.Release("a", d, 1)
+	if _, i, ok := p.Next("a"); !ok || i != 0 && i != 1 {
+		t.Fatalf("a in the endgame: %d %v", i, ok)
+	}
+	if _, i, ok := p.Next("seed"); ok {
+		t.Fatalf("in the endgame the seed was asked for piece %d, which a holds", i)
 	}
 }
 
