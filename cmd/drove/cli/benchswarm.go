@@ -53,8 +53,8 @@ func newBenchSwarmCmd(g *Globals) *cobra.Command {
 receivers. Uplinks are capped at --uplink: with --netns (root) by tc tbf on
 each node's link, otherwise by each agent's --upload-limit. It then
 
-  1. measures B_eff: the image delivered from the seed to one node alone
-     (S / that time);
+  1. measures B_eff: an image delivered from the seed to one node alone,
+     twice (each time its own image and node); S / the faster time;
   2. delivers another image of the same size from the seed to all nodes,
      and reports when each had every piece verified (p50 and last, by the
      node's verified_at: the lab is one machine), what
@@ -162,7 +162,7 @@ func runBenchSwarm(ctx context.Context, g *Globals, o *benchSwarmOptions) error 
 	if err != nil {
 		return err
 	}
-	images := map[string]int64{"bench/calibrate:1": 1, "bench/swarm:1": 2, "bench/star:1": 3}
+	images := map[string]int64{"bench/calibrate:1": 1, "bench/swarm:1": 2, "bench/star:1": 3, "bench/calibrate:2": 4}
 	for name, rngSeed := range images {
 		if _, err := WriteRandomImage(ctx, seedStore, name, size, 3, rngSeed); err != nil {
 			return err
@@ -172,13 +172,26 @@ func runBenchSwarm(ctx context.Context, g *Globals, o *benchSwarmOptions) error 
 		return runSwarmOnce(ctx, cf, nc, seedStore, image, seed.Name, targets, seedsOnly, pieceSize)
 	}
 
-	fmt.Fprintln(g.Err, "calibrating: seed to one node alone ...")
-	cal, err := run("bench/calibrate:1", receivers[:1], false)
-	if err != nil {
-		return err
+	// Two unshared transfers, each of its own image, to the first two
+	// receivers; the faster one is S/B_eff. With one transfer, one
+	// calibration in 12 (at 16 and 32 nodes) took 9.93 s where the others took
+	// 5.72-5.73 s, and that run's goals loosened from 8.87 s and 10.59 s
+	// to 13.92 s and 16.90 s.
+	var sOverB float64
+	for i := range 2 {
+		node := receivers[i%len(receivers)]
+		fmt.Fprintf(g.Err, "calibrating %d/2: seed to %s alone ...\n", i+1, node)
+		cal, err := run(fmt.Sprintf("bench/calibrate:%d", i+1), []string{node}, false)
+		if err != nil {
+			return err
+		}
+		t := cal.last.Seconds()
+		fmt.Fprintf(g.Err, "  %.2f s (%s at %s/s)\n", t, progress.HumanBytes(size), progress.HumanBytes(int64(float64(size)/t)))
+		if sOverB == 0 || t < sOverB {
+			sOverB = t
+		}
 	}
-	sOverB := cal.last.Seconds()
-	fmt.Fprintf(g.Err, "S/B_eff = %.2f s (%s at %s/s)\n", sOverB, progress.HumanBytes(size), progress.HumanBytes(int64(float64(size)/sOverB)))
+	fmt.Fprintf(g.Err, "S/B_eff = %.2f s, the faster transfer\n", sOverB)
 
 	fmt.Fprintf(g.Err, "delivering to %d nodes ...\n", len(receivers))
 	main, err := run("bench/swarm:1", receivers, false)
