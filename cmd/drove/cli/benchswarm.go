@@ -53,8 +53,9 @@ func newBenchSwarmCmd(g *Globals) *cobra.Command {
 receivers. Uplinks are capped at --uplink: with --netns (root) by tc tbf on
 each node's link, otherwise by each agent's --upload-limit. It then
 
-  1. measures B_eff: an image delivered from the seed to one node alone,
-     twice (each time its own image and node); S / the faster time;
+  1. measures B_eff: the seed delivers an image to one node alone, twice
+     (its own image each time, to the first and then the second
+     receiver); S / the faster time;
   2. delivers another image of the same size from the seed to all nodes,
      and reports when each had every piece verified (p50 and last, by the
      node's verified_at: the lab is one machine), what
@@ -173,10 +174,11 @@ func runBenchSwarm(ctx context.Context, g *Globals, o *benchSwarmOptions) error 
 	}
 
 	// Two unshared transfers, each of its own image, to the first two
-	// receivers; the faster one is S/B_eff. With one transfer, one
-	// calibration in 12 (at 16 and 32 nodes) took 9.93 s where the others took
-	// 5.72-5.73 s, and that run's goals loosened from 8.87 s and 10.59 s
-	// to 13.92 s and 16.90 s.
+	// receivers (the one receiver twice with --nodes 1); the faster one
+	// is S/B_eff. With one transfer, one calibration in 12 (at 16 and 32
+	// nodes) took 9.93 s where the others took 5.72-5.73 s, and that
+	// run's goals loosened from 8.87 s and 10.59 s to 13.92 s and
+	// 16.90 s.
 	var sOverB float64
 	for i := range 2 {
 		node := receivers[i%len(receivers)]
