@@ -50,13 +50,9 @@ func openRaft(cfg Config, fsm raft.FSM) (*raft.Raft, *raft.NetworkTransport, err
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("create raft directory: %w", err)
 	}
-	walDir := filepath.Join(dir, "wal")
-	if err := os.MkdirAll(walDir, 0o700); err != nil {
-		return nil, nil, fmt.Errorf("create raft log directory: %w", err)
-	}
-	store, err := raftwal.Open(walDir, raftwal.WithLogger(hclogAdapter(cfg.Log.With("part", "raft-wal"))))
+	store, err := openLogStore(filepath.Join(dir, "wal"), cfg.Log)
 	if err != nil {
-		return nil, nil, fmt.Errorf("open raft store: %w", err)
+		return nil, nil, err
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, hclogAdapter(cfg.Log.With("part", "raft-snapshots")))
 	if err != nil {
@@ -92,6 +88,19 @@ func openRaft(cfg Config, fsm raft.FSM) (*raft.Raft, *raft.NetworkTransport, err
 		return nil, nil, fmt.Errorf("start raft: %w", err)
 	}
 	return r, trans, nil
+}
+
+// openLogStore opens raft's log and stable store in dir (a write-ahead
+// log), creating dir if needed.
+func openLogStore(dir string, log *slog.Logger) (*raftwal.WAL, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create raft log directory: %w", err)
+	}
+	store, err := raftwal.Open(dir, raftwal.WithLogger(hclogAdapter(log.With("part", "raft-wal"))))
+	if err != nil {
+		return nil, fmt.Errorf("open raft store: %w", err)
+	}
+	return store, nil
 }
 
 // authStream is raft's TCP stream layer behind a token handshake: a peer
