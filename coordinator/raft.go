@@ -81,13 +81,26 @@ func openRaft(cfg Config, fsm raft.FSM) (*raft.Raft, *raft.NetworkTransport, err
 		Timeout: 5 * time.Second,
 		Logger:  hclogAdapter(cfg.Log.With("part", "raft-net")),
 	})
-	r, err := raft.NewRaft(raftConfig(cfg.NodeID, cfg.Fast, cfg.Log), fsm, store, store, snaps, trans)
+	r, err := newRaft(raftConfig(cfg.NodeID, cfg.Fast, cfg.Log), fsm, store, store, snaps, trans)
 	if err != nil {
 		trans.Close()
 		store.Close()
-		return nil, nil, fmt.Errorf("start raft: %w", err)
+		return nil, nil, fmt.Errorf("start raft (log in %s): %w", dir, err)
 	}
 	return r, trans, nil
+}
+
+// newRaft is raft.NewRaft, except that a log entry it cannot read is an
+// error, not a panic: NewRaft panics there, before it starts anything,
+// and the agent died with a goroutine dump instead of naming its raft
+// directory (raft-wal v0.4.0's "sealed segment has no index block").
+func newRaft(conf *raft.Config, fsm raft.FSM, logs raft.LogStore, stable raft.StableStore, snaps raft.SnapshotStore, trans raft.Transport) (r *raft.Raft, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			r, err = nil, fmt.Errorf("read the raft log: %v", p)
+		}
+	}()
+	return raft.NewRaft(conf, fsm, logs, stable, snaps, trans)
 }
 
 // openLogStore opens raft's log and stable store in dir (a write-ahead

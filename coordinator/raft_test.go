@@ -1,9 +1,11 @@
 package coordinator
 
 import (
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/raft"
@@ -62,5 +64,39 @@ func TestLogStoreReopensAfterTailTruncation(t *testing.T) {
 	var l raft.Log
 	if err := s.GetLog(5, &l); err != nil || l.Term != 2 {
 		t.Fatalf("entry 5 after the new append: %v %+v", err, l)
+	}
+}
+
+// unreadableLog is an in-memory raft log whose entry bad cannot be read,
+// as a damaged log file leaves it.
+type unreadableLog struct {
+	*raft.InmemStore
+	bad uint64
+}
+
+func (u unreadableLog) GetLog(index uint64, l *raft.Log) error {
+	if index == u.bad {
+		return errors.New("sealed segment has no index block")
+	}
+	return u.InmemStore.GetLog(index, l)
+}
+
+// A log entry raft cannot read at start is an error that says so, not a
+// panic that kills the agent.
+func TestNewRaftUnreadableLogIsAnError(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	store := raft.NewInmemStore()
+	var logs []*raft.Log
+	for i := uint64(1); i <= 3; i++ {
+		logs = append(logs, &raft.Log{Index: i, Term: 1, Type: raft.LogCommand, Data: []byte{byte(i)}})
+	}
+	if err := store.StoreLogs(logs); err != nil {
+		t.Fatal(err)
+	}
+	_, trans := raft.NewInmemTransport("")
+	defer trans.Close()
+	r, err := newRaft(raftConfig("c1", true, log), NewFSM(log), unreadableLog{store, 2}, store, raft.NewInmemSnapshotStore(), trans)
+	if err == nil || r != nil || !strings.Contains(err.Error(), "read the raft log: sealed segment has no index block") {
+		t.Fatalf("newRaft = %v, %v; want an error that names the unreadable log", r, err)
 	}
 }
