@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -94,10 +95,17 @@ func openRaft(cfg Config, fsm raft.FSM) (*raft.Raft, *raft.NetworkTransport, err
 // error, not a panic: NewRaft panics there, before it starts anything,
 // and the agent died with a goroutine dump instead of naming its raft
 // directory (raft-wal v0.4.0's "sealed segment has no index block").
+// Only a store's error is turned: a runtime error (a bug, say in the
+// FSM's Restore, which runs first) or any other panic keeps its trace.
 func newRaft(conf *raft.Config, fsm raft.FSM, logs raft.LogStore, stable raft.StableStore, snaps raft.SnapshotStore, trans raft.Transport) (r *raft.Raft, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			r, err = nil, fmt.Errorf("read the raft log: %v", p)
+			e, ok := p.(error)
+			var rt runtime.Error
+			if !ok || errors.As(e, &rt) {
+				panic(p)
+			}
+			r, err = nil, fmt.Errorf("read the raft log: %w", e)
 		}
 	}()
 	return raft.NewRaft(conf, fsm, logs, stable, snaps, trans)
